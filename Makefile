@@ -1,0 +1,32 @@
+# valbench: `make bench` and `make test` set everything up on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+OUT    ?= reports
+
+.PHONY: install bench bench-quick report test bench-ci bench-baseline clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency list changes; editable, so code edits need no reinstall.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench: install
+	$(PY) -m bench run --config configs/default.toml --jobs $(JOBS) --out $(OUT)
+
+bench-quick: install
+	$(PY) -m bench run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) reports/latest reports/run-* .pytest_cache

@@ -1,0 +1,99 @@
+"""Name -> class registries for methods and datasets, and the loading of plugins that fill them.
+
+The harness looks methods and datasets up here by name and never imports a concrete one: adding a method
+is adding a module that applies ``@register_method`` to one class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pathlib
+import sys
+from importlib import metadata
+from typing import Callable
+
+from bench.protocol import DataError, Dataset, ValuationMethod
+
+METHODS: dict[str, type[ValuationMethod]] = {}
+DATASETS: dict[str, Callable[..., Dataset]] = {}
+UNAVAILABLE: dict[str, str] = {}  # plugin family -> why it registered nothing (e.g. an optional package missing)
+
+DatasetLoader = Callable[..., Dataset]
+
+
+class UnknownNameError(KeyError):
+    """A method or dataset name that nothing registered; the message lists the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_method(cls: type[ValuationMethod]) -> type[ValuationMethod]:
+    """Class decorator: make ``cls`` available to the harness under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} must set a non-empty class attribute `name`")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} is already registered by {METHODS[cls.name].__qualname__}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def register_dataset(name: str, description: str = "") -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator for a loader ``load(seed, **params) -> Dataset`` registered under ``name``."""
+
+    def decorate(loader: DatasetLoader) -> DatasetLoader:
+        if name in DATASETS and DATASETS[name] is not loader:
+            raise ValueError(f"dataset name {name!r} is already registered")
+        loader.description = description or (loader.__doc__ or "").strip().splitlines()[0]  # type: ignore[attr-defined]
+        DATASETS[name] = loader
+        return loader
+
+    return decorate
+
+
+def load_builtin() -> None:
+    """Import the suite's own methods and datasets, and the plugins named by installed entry points."""
+    importlib.import_module("methods")
+    importlib.import_module("datasets")
+    for entry in metadata.entry_points(group="valbench.methods"):
+        entry.load()
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import each module (a dotted name or a ``.py`` path) so that its ``@register_method`` classes register."""
+    for module in modules:
+        if module.endswith(".py"):
+            path = pathlib.Path(module).resolve()
+            if not path.exists():
+                raise DataError(f"plugin file {module!r} not found")
+            if path.stem in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = mod  # so worker processes and pickling find it by name
+            spec.loader.exec_module(mod)
+        else:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as err:
+                raise DataError(f"plugin module {module!r} cannot be imported: {err}") from err
+
+
+def get_method(name: str) -> type[ValuationMethod]:
+    if name not in METHODS:
+        raise UnknownNameError(f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def get_dataset(name: str) -> DatasetLoader:
+    if name not in DATASETS:
+        raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def describe_method(cls: type[ValuationMethod]) -> str:
+    """One line for ``python -m bench list``: the ``description`` attribute, else the docstring's first line."""
+    lines = (cls.description or cls.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
