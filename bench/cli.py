@@ -1,0 +1,140 @@
+"""``python -m bench``: list what is registered, run a grid, summarise a run.
+
+Exit status: 0 when the run completed (failed cells are results, recorded in the store), 2 for a usage
+error (unknown name, bad budget or noise rate, unreadable config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.grid import GridConfig, parse_assignment
+from bench.protocol import DataError
+from bench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_builtin,
+                            load_plugins)
+from bench.runner import run_grid
+from bench.store import ResultsStore
+from bench.summary import write_summary
+
+
+def _csv(kind):
+    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a module (dotted name or .py file) that registers extra methods")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list registered methods and datasets")
+
+    run = sub.add_parser("run", help="run a benchmark grid")
+    run.add_argument("--config", type=Path, help="TOML grid; flags below override its entries")
+    run.add_argument("--methods", type=_csv(str))
+    run.add_argument("--datasets", type=_csv(str))
+    run.add_argument("--seeds", type=_csv(int))
+    run.add_argument("--noise", type=_csv(float), help="label-noise rates in [0, 1)")
+    run.add_argument("--budgets", type=_csv(float), help="subset sizes: fractions in (0, 1] or point counts")
+    run.add_argument("--learner", choices=["logreg", "mlp"])
+    run.add_argument("--set", action="append", default=[], metavar="METHOD.PARAM=V[,V]",
+                     help="method parameter (lists expand the grid)")
+    run.add_argument("--data", action="append", default=[], metavar="DATASET.PARAM=V[,V]",
+                     help="dataset parameter, e.g. digits.n_train=500")
+    run.add_argument("--time-limit", type=float, help="seconds per cell before it is marked timed out")
+    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="reports root directory")
+    run.add_argument("--run-id", help="run directory name (default: from the config hash)")
+    run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    run.add_argument("--no-progress", action="store_true")
+
+    summary = sub.add_parser("summary", help="print and write the summary table of a run directory")
+    summary.add_argument("run_dir", type=Path)
+    return parser
+
+
+def grid_from_args(args: argparse.Namespace) -> GridConfig:
+    config = GridConfig.from_toml(args.config) if args.config else GridConfig(methods=[], datasets=[])
+    for field in ("methods", "datasets", "seeds", "noise", "budgets"):
+        if getattr(args, field) is not None:
+            setattr(config, field, getattr(args, field))
+    if args.learner:
+        config.learner = {**config.learner, "name": args.learner}
+    if args.time_limit is not None:
+        config.time_limit = args.time_limit
+    for text in args.set:
+        owner, param, value = parse_assignment(text)
+        config.method_params.setdefault(owner, {})[param] = value
+    for text in args.data:
+        owner, param, value = parse_assignment(text)
+        config.dataset_params.setdefault(owner, {})[param] = value
+    config.validate()
+    return config
+
+
+def run_directory(root: Path, run_id: str) -> Path:
+    """``root/run_id``, with ``root/latest`` pointing at it."""
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latest = root / "latest"
+    tmp = root / f".latest-{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(run_id)
+    os.replace(tmp, latest)  # atomic switch of the link
+    return run_dir
+
+
+def command_list() -> None:
+    print("methods:")
+    for name in sorted(METHODS):
+        print(f"  {name:<24} {describe_method(METHODS[name])}")
+    for family, why in sorted(UNAVAILABLE.items()):
+        print(f"  ({family} unavailable: {why})")
+    print("datasets:")
+    for name in sorted(DATASETS):
+        print(f"  {name:<24} {getattr(DATASETS[name], 'description', '')}")
+
+
+def command_run(args: argparse.Namespace) -> None:
+    import hashlib
+
+    config = grid_from_args(args)
+    cells = config.cells()
+    run_id = args.run_id or "run-" + hashlib.sha256("".join(sorted(c.key for c in cells)).encode()).hexdigest()[:10]
+    run_dir = run_directory(args.out, run_id)
+    (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+    print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
+    counts = run_grid(cells, ResultsStore(run_dir), jobs=args.jobs, plugins=tuple(args.plugin),
+                      time_limit_s=config.time_limit, retry_failed=args.retry_failed,
+                      progress=not args.no_progress)
+    print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
+          file=sys.stderr)
+    print(write_summary(run_dir))
+
+
+def _config_json(config: GridConfig, plugins: list[str]) -> str:
+    import dataclasses
+    import json
+
+    return json.dumps({**dataclasses.asdict(config), "plugins": plugins}, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        load_builtin()
+        load_plugins(args.plugin)
+        if args.command == "list":
+            command_list()
+        elif args.command == "run":
+            command_run(args)
+        elif args.command == "summary":
+            print(write_summary(args.run_dir))
+    except (UnknownNameError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,97 @@
+"""What the harness measures from a valuation: subset value, mislabel detection, and the budgets themselves.
+
+Value never leaks into evaluation: subsets are scored by retraining the learner from scratch on the
+(noisy) train labels of the chosen points and measuring the clean test split.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from bench.learners import Learner
+from bench.protocol import DataError, Dataset, Valuation
+
+DEFAULT_BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5)
+DETECTION_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def check_budget_fractions(budgets: Sequence[float]) -> list[float]:
+    """Budgets are fractions in (0, 1] of the train split, or whole counts > 1 checked per dataset."""
+    checked = []
+    for b in budgets:
+        b = float(b)
+        if not np.isfinite(b) or b <= 0 or (b > 1 and not b.is_integer()):
+            raise DataError(f"budget {b} is invalid: give fractions of the train split in (0, 1] "
+                            "or whole point counts (e.g. 0.1 or 50)")
+        checked.append(b)
+    return checked
+
+
+def budget_sizes(budgets: Sequence[float], n_train: int, dataset: str) -> list[int]:
+    """Subset sizes k for a train split of ``n_train`` points (each at least 1)."""
+    sizes = []
+    for b in check_budget_fractions(budgets):
+        k = max(1, int(round(b * n_train))) if b <= 1 else int(b)
+        if k > n_train:
+            raise DataError(f"dataset {dataset!r}: budget {int(b)} points exceeds its {n_train} train points")
+        sizes.append(k)
+    return sizes
+
+
+def rank_by_value(scores: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Train indices from most to least valuable; ties are broken at random (seeded), never by index."""
+    tie_break = np.random.default_rng(seed).permutation(len(scores))
+    return np.lexsort((tie_break, -np.asarray(scores)))
+
+
+def select_subset(valuation: Valuation, k: int, seed: int = 0) -> np.ndarray:
+    """The method's own subset of size ``k`` where it selects sets, else its ``k`` highest-valued points."""
+    if valuation.subsets is not None and k in valuation.subsets:
+        return valuation.subsets[k]
+    return rank_by_value(valuation.scores, seed)[:k]
+
+
+def test_performance(data: Dataset, learner: Learner, indices: np.ndarray | None = None) -> dict[str, float]:
+    """Test accuracy and mean cross-entropy of ``learner`` retrained on the given train points (all if None)."""
+    x, y = (data.x_train, data.y_train) if indices is None else (data.x_train[indices], data.y_train[indices])
+    model = learner.fit(x, y)
+    return {"accuracy": model.accuracy(data.x_test, data.y_test), "loss": model.loss(data.x_test, data.y_test)}
+
+
+def subset_value(data: Dataset, learner: Learner, valuation: Valuation, budgets: Sequence[float],
+                 seed: int = 0) -> list[dict[str, float]]:
+    """Test accuracy and loss of the learner retrained on the selected subset, at every budget."""
+    rows = []
+    for fraction, k in zip(budgets, budget_sizes(budgets, data.n_train, data.name)):
+        idx = select_subset(valuation, k, seed)
+        rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx),
+                     "noisy_selected": float(data.noisy_mask[idx].mean())})
+    return rows
+
+
+def mislabel_auc(scores: np.ndarray, noisy_mask: np.ndarray) -> float | None:
+    """ROC-AUC of detecting flipped labels with suspicion = -value (Mann-Whitney U, ties count half).
+
+    None when there is nothing to detect (no flipped label, or only flipped labels).
+    """
+    noisy_mask = np.asarray(noisy_mask, dtype=bool)
+    n_pos, n_neg = int(noisy_mask.sum()), int((~noisy_mask).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(-np.asarray(scores, dtype=np.float64))
+    return float((ranks[noisy_mask].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def detection_curve(scores: np.ndarray, noisy_mask: np.ndarray, seed: int = 0,
+                    grid: np.ndarray = DETECTION_GRID) -> dict[str, list[float]] | None:
+    """Fraction of flipped labels found when inspecting the lowest-valued points first, on a grid of fractions."""
+    noisy_mask = np.asarray(noisy_mask, dtype=bool)
+    if not noisy_mask.any():
+        return None
+    order = rank_by_value(scores, seed)[::-1]  # least valuable first
+    found = np.concatenate([[0], np.cumsum(noisy_mask[order])]) / noisy_mask.sum()
+    inspected = np.round(grid * len(order)).astype(int)
+    return {"inspected": grid.tolist(), "found": found[inspected].tolist()}
