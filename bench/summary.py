@@ -32,7 +32,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     table = table.join(by_cell.wall_s.median().map("{:.2f}".format).rename("fit s (median)"), how="outer")
     failed = cells[cells.status != "ok"].groupby(["dataset", "method"]).size().rename("failed")
     table = table.join(failed, how="outer").fillna({"failed": 0}).astype({"failed": int})
-    return table.fillna("-")
+    return table.astype(object).fillna("-")
 
 
 def write_summary(run_dir: str | Path) -> str:

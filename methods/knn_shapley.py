@@ -4,9 +4,9 @@ For a validation point (x, y) with train points sorted by distance a_1 .. a_N (n
 m_j = 1[y_{a_j} = y], the Shapley value of the utility U(S) = (1/K) sum over the min(K, |S|) nearest
 points of S of m, is
 
-    s_{a_N} = m_N / N,     s_{a_j} = s_{a_{j+1}} + (m_j - m_{j+1}) / K * min(K, j) / j,
+    s_{a_N} = m_N min(K, N) / (N K),     s_{a_j} = s_{a_{j+1}} + (m_j - m_{j+1}) / K * min(K, j) / j,
 
-averaged over the validation split. One sort per validation point: O(N log N), vectorised over chunks.
+averaged over the validation split (s_{a_N} is the paper's m_N / N when N >= K). One sort per validation point: O(N log N), vectorised over chunks.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def knn_shapley_values(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.nda
         match = (yt[order] == yv[:, None]).double()                       # m_j in sorted order
         steps = (match[:, :-1] - match[:, 1:]) * step_weight                # (m_j - m_{j+1}) min(K,j) / (jK)
         tail = torch.flip(torch.cumsum(torch.flip(steps, [1]), 1), [1])     # sum_{j' >= j} of the steps
-        sorted_values = torch.cat([tail, torch.zeros(len(yv), 1, dtype=torch.float64)], 1) + match[:, -1:] / n
+        sorted_values = torch.cat([tail, torch.zeros(len(yv), 1, dtype=torch.float64)], 1) + match[:, -1:] * min(k, n) / (n * k)
         values += torch.zeros_like(sorted_values).scatter_(1, order, sorted_values).sum(0)
     return (values / len(y_valid)).numpy()
 

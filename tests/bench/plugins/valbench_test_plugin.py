@@ -1,0 +1,40 @@
+"""Methods registered from outside the suite, loaded with ``--plugin``: one good, one broken, one slow."""
+
+import time
+
+import numpy as np
+
+from bench import Valuation, ValuationMethod, register_method
+
+
+@register_method
+class FeatureNorm(ValuationMethod):
+    """Plugin test method: points with larger feature norm are worth more."""
+
+    name = "plugin-norm"
+    params = {"power": 1}
+
+    def fit(self, data, learner, seed):
+        return Valuation(scores=np.linalg.norm(data.x_train, axis=1) ** self.config["power"])
+
+
+@register_method
+class WrongLength(ValuationMethod):
+    """Plugin test method that returns one score too few."""
+
+    name = "plugin-wrong-length"
+
+    def fit(self, data, learner, seed):
+        return Valuation(scores=np.zeros(data.n_train - 1))
+
+
+@register_method
+class Sleepy(ValuationMethod):
+    """Plugin test method that sleeps ``seconds`` before returning random scores."""
+
+    name = "plugin-sleepy"
+    params = {"seconds": 0.0}
+
+    def fit(self, data, learner, seed):
+        time.sleep(self.config["seconds"])
+        return Valuation(scores=np.random.default_rng(seed).random(data.n_train))

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from bench.learners import LogisticRegression
+from bench.metrics import (budget_sizes, check_budget_fractions, detection_curve, mislabel_auc, rank_by_value,
+                           select_subset, subset_value)
+from bench.protocol import DataError, Valuation
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_mislabel_auc_equals_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 200))
+    noisy = rng.random(n) < rng.uniform(0.05, 0.6)
+    noisy[:2] = [True, False]
+    scores = rng.integers(0, 5, size=n).astype(float) if seed % 2 else rng.normal(size=n)  # with and without ties
+    assert mislabel_auc(scores, noisy) == pytest.approx(roc_auc_score(noisy, -scores), abs=1e-12)
+
+
+def test_mislabel_auc_is_none_without_noise():
+    assert mislabel_auc(np.arange(5.0), np.zeros(5, bool)) is None
+
+
+def test_detection_curve_finds_lowest_values_first():
+    scores = np.array([5, 4, 3, 2, 1, 0.0])
+    noisy = np.array([0, 0, 0, 0, 1, 1], bool)
+    curve = detection_curve(scores, noisy, grid=np.array([0, 1 / 3, 0.5, 1]))
+    assert curve == {"inspected": [0, 1 / 3, 0.5, 1], "found": [0.0, 1.0, 1.0, 1.0]}
+
+
+def test_budget_sizes_and_errors():
+    assert budget_sizes([0.05, 0.5, 1.0, 7], 100, "d") == [5, 50, 100, 7]
+    for bad in (0, -0.1, 1.5, float("nan")):
+        with pytest.raises(DataError, match="fractions of the train split in \\(0, 1\\]"):
+            check_budget_fractions([bad])
+    with pytest.raises(DataError, match="dataset 'd': budget 101 points exceeds its 100 train points"):
+        budget_sizes([101], 100, "d")
+
+
+def test_ranking_breaks_ties_randomly_but_reproducibly():
+    scores = np.zeros(50)
+    assert not np.array_equal(rank_by_value(scores, 0), np.arange(50))
+    assert np.array_equal(rank_by_value(scores, 0), rank_by_value(scores, 0))
+    assert rank_by_value(np.array([1.0, 3.0, 2.0]))[0] == 1
+
+
+def test_subset_value_uses_the_methods_own_subset(small_data):
+    own = Valuation(scores=np.arange(small_data.n_train, dtype=float), subsets={6: np.arange(6)})
+    assert select_subset(own, 6).tolist() == list(range(6))
+    assert set(select_subset(own, 3)) == {small_data.n_train - 1, small_data.n_train - 2, small_data.n_train - 3}
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    rows = subset_value(small_data, learner, own, [0.1, 1.0])
+    assert [r["k"] for r in rows] == [6, 60]
+    assert rows[1]["accuracy"] == pytest.approx(learner.fit(small_data.x_train, small_data.y_train)
+                                                .accuracy(small_data.x_test, small_data.y_test))

@@ -1,0 +1,54 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.grid import GridConfig
+from bench.store import ResultsStore
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
+
+
+def test_sigkilled_run_resumes_with_every_cell_exactly_once(tmp_path):
+    args = [sys.executable, "-m", "bench", "--plugin", PLUGIN, "run", "--methods", "plugin-sleepy",
+            "--datasets", "wine", "--seeds", ",".join(map(str, range(8))), "--set", "plugin-sleepy.seconds=0.5",
+            "--budgets", "0.5", "--jobs", "1", "--no-progress", "--out", str(tmp_path), "--run-id", "r"]
+    results = tmp_path / "r" / "results.jsonl"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    assert 2 <= len(before) < 8, "the kill must land part-way through the run"
+    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    after = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    seeds = [r["seed"] for r in after]
+    assert sorted(seeds) == list(range(8))
+    assert after[:len(before)] == before  # finished cells were neither rewritten nor recomputed
+
+
+def test_truncated_last_line_is_ignored_and_sealed(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append({"key": "a", "status": "ok"})
+    with open(store.path, "a") as f:
+        f.write('{"key": "b", "sta')  # a crash mid-write
+    with pytest.warns(UserWarning, match="incomplete record"):
+        assert store.finished_keys() == {"a"}
+    store.append({"key": "c", "status": "ok", "value": float("nan")})
+    with pytest.warns(UserWarning):
+        records = store.records()
+    assert [r["key"] for r in records] == ["a", "c"] and records[1]["value"] is None
+
+
+def test_cell_keys_change_with_parameters_only():
+    grid = GridConfig(methods=["loo"], datasets=["wine"], seeds=[0])
+    changed = GridConfig(methods=["loo"], datasets=["wine"], seeds=[0], method_params={"loo": {"utility": "neg_loss"}})
+    assert grid.cells()[0].key == GridConfig(methods=["loo"], datasets=["wine"], seeds=[0]).cells()[0].key
+    assert grid.cells()[0].key != changed.cells()[0].key
