@@ -1,0 +1,215 @@
+"""HOST-CP: online subset selection through a learned, differentiable convex program.
+
+S. Das, A. Singh, S. Chatterjee, S. Bhattacharya, S. Bhattacharya, "Finding High-Value Training Data
+Subset through Differentiable Convex Programming", ECML PKDD 2021 (arXiv 2104.13794).
+
+For each shuffled mini-batch of B points, with f = phi(x) a learnable feature map (Linear -> ReLU ->
+BatchNorm) and E the B' already-selected points nearest to the batch:
+
+    D_new[i, j] = ||f_i - f_j||,  D_old[i, e] = ||f_i - f_e||
+    (Z_new, Z_old) = argmin of the relaxed facility-location program (methods/hostcp_layer.py)
+    r_j = sum_i Z_new[i, j]                    (representativeness of incoming j)
+    s_j = r_j 1[r_j > tau] / max_j' r_j' 1[r_j' > tau]   (selection weight; differentiable where r_j > tau)
+    theta_hat = theta - eta * grad_theta sum_j s_j CE(x_j, y_j; theta) / B        (one-step look-ahead)
+    phi   <- phi - eta_phi * grad_phi [CE_valid(theta_hat(phi)) + wd/2 ||phi||^2]  (selector step)
+    theta <- theta - eta * grad_theta [sum_j s_j CE_j / B + wd/2 ||theta||^2]     (model step)
+    points with s_j > 0 join the selected set.
+
+The selected set is rebuilt in every epoch; the subset is the last epoch's selection, and a point's score
+is its selection weight accumulated over epochs (plus a 1e-3 x last-epoch representativeness tie-breaker).
+Subsets of exactly k points for every budget are the last selection trimmed, or topped up, by score.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from bench.learners import Learner
+from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from bench.registry import register_method
+from methods.hostcp_layer import MODES, solve_facility
+
+
+def feature_map(n_features: int, dim: int) -> nn.Module:
+    """phi: Linear -> ReLU -> BatchNorm (the authors' selector network, sized for tabular features)."""
+    return nn.Sequential(nn.Linear(n_features, dim), nn.ReLU(), nn.BatchNorm1d(dim))
+
+
+def selection_weights(z_new: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s, r)``: representativeness r_j = sum_i Z_new[i, j] and s = r 1[r > tau] rescaled to max 1.
+
+    The threshold is applied as a mask, so s stays differentiable in r wherever r > tau.
+    """
+    r = z_new.sum(dim=-2)
+    kept = r * (r > tau).to(r.dtype)
+    top = kept.max()
+    s = kept / top if top > 0 else kept
+    return s, r
+
+
+def nearest_selected(f_batch: torch.Tensor, f_selected: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions (into ``f_selected``) of the up to ``k`` selected points nearest to the batch (exact search)."""
+    if len(f_selected) <= k:
+        return torch.arange(len(f_selected))
+    gap = torch.cdist(f_selected, f_batch).min(dim=1).values
+    return torch.topk(gap, k, largest=False).indices
+
+
+def budget_subsets(selected: np.ndarray, scores: np.ndarray, budgets: Sequence[int]) -> dict[int, np.ndarray]:
+    """Exactly k distinct indices per budget: the selected points (best-scored first), then the rest by score."""
+    order = np.lexsort((np.arange(len(scores)), -scores))  # best first, ties by index (deterministic)
+    in_selection = np.zeros(len(scores), dtype=bool)
+    in_selection[selected] = True
+    ranked = np.concatenate([order[in_selection[order]], order[~in_selection[order]]])
+    return {int(k): np.sort(ranked[:k]) for k in budgets}
+
+
+@register_method
+class HostCP(ValuationMethod):
+    """HOST-CP (Das et al. 2021): online subset selection by a learned, differentiable convex program."""
+
+    name = "hostcp"
+    selects_sets = True
+    params = {"batch_size": 32, "epochs": 3, "fraction": 0.3, "tau": 0.9, "gamma": 0.1, "dim": 32,
+              "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
+              "max_valid": 1000}
+
+    def _check(self) -> dict[str, Any]:
+        c = self.config
+        if c["mode"] not in MODES:
+            raise DataError(f"method {self.name!r}: mode must be one of {MODES}, got {c['mode']!r}")
+        if not 0 < c["fraction"] < 1:
+            raise DataError(f"method {self.name!r}: fraction must lie in (0, 1), got {c['fraction']}")
+        for key in ("batch_size", "epochs", "dim", "neighbours"):
+            if int(c[key]) < 1:
+                raise DataError(f"method {self.name!r}: {key} must be >= 1, got {c[key]}")
+        if c["batch_size"] < 2:
+            raise DataError(f"method {self.name!r}: batch_size must be >= 2 (BatchNorm), got {c['batch_size']}")
+        return c
+
+    def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
+        c = self._check()
+        with torch.random.fork_rng(devices=[]):  # seed locally: the caller's global RNG is untouched
+            torch.manual_seed(seed)
+            return self._fit(data, learner, np.random.default_rng(seed), budgets, c)
+
+    def _fit(self, data: Dataset, learner: Learner, rng: np.random.Generator, budgets: Sequence[int],
+             c: dict[str, Any]) -> Valuation:
+        n = data.n_train
+        x = torch.as_tensor(data.x_train)
+        y = torch.as_tensor(data.y_train)
+        keep_valid = rng.permutation(len(data.y_valid))[: int(c["max_valid"])]
+        xv, yv = torch.as_tensor(data.x_valid[keep_valid]), torch.as_tensor(data.y_valid[keep_valid])
+
+        model = learner.build()
+        theta = {k: v.detach().clone() for k, v in model.named_parameters()}
+        phi = feature_map(data.n_features, int(c["dim"]))
+        opt_phi = torch.optim.Adam(phi.parameters(), lr=c["lr_selector"], weight_decay=c["weight_decay"])
+        eta, wd, tau = c["lr"], c["weight_decay"], c["tau"]
+        bsz, n_old, mode = int(c["batch_size"]), int(c["neighbours"]), c["mode"]
+
+        def batch_loss(params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                       s: torch.Tensor) -> torch.Tensor:
+            ce = F.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none")
+            return (s * ce).sum() / len(yb)
+
+        scores = np.zeros(n)
+        last_r = np.zeros(n)
+        timing = {"solve_s": 0.0, "lookahead_s": 0.0, "features_s": 0.0, "model_s": 0.0}
+        n_selected_per_epoch = []
+        selected: list[np.ndarray] = []
+        for epoch in range(int(c["epochs"])):
+            order = rng.permutation(n)
+            batches = [order[i:i + bsz] for i in range(0, n, bsz)]
+            if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs two points: fold a lone one in
+                batches[-2] = np.concatenate(batches[-2:])
+                batches.pop()
+            previous = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
+            selected = []
+            for idx in batches:
+                t0 = time.perf_counter()
+                xb, yb = x[idx], y[idx]
+                sel_idx = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
+                if len(sel_idx) == 0:  # an epoch's first batch: the previous epoch's selection covers it
+                    sel_idx = previous
+                if len(sel_idx) == 0:  # the very first batch: nothing can cover it, so all of it is selected
+                    scores[idx] += 1.0
+                    last_r[idx] = 1.0
+                    selected.append(idx)
+                    continue
+                if len(sel_idx):
+                    with torch.no_grad():  # exact nearest-selected search under the current phi
+                        phi.eval()
+                        near = nearest_selected(phi(xb), phi(x[sel_idx]), n_old)
+                    old = sel_idx[near.numpy()]
+                else:
+                    old = np.zeros(0, dtype=np.int64)
+                phi.train()
+                f = phi(torch.cat([xb, x[old]]))  # batch and its neighbours share BatchNorm statistics
+                dist = torch.cdist(f, f)
+                d_new, d_old = dist[: len(idx), : len(idx)], dist[: len(idx), len(idx):]
+                # pad to B' columns with far-away dummies: fixed layer shape, and the first batch stays
+                # feasible (points not worth a new representative are "covered" by a dummy)
+                far = dist.detach().max().clamp_min(1e-6)
+                d_old = torch.cat([d_old, far.expand(len(idx), n_old - d_old.shape[1])], dim=1)
+                scale = c["gamma"] * d_new.detach().sum() / max(len(idx) * (len(idx) - 1), 1) \
+                    if mode == "qp" else 1.0
+                t1 = time.perf_counter()
+                z_new, _ = solve_facility(d_new / scale, d_old / scale, c["fraction"], mode)
+                t2 = time.perf_counter()
+                s, r = selection_weights(z_new, tau)
+
+                # one-step look-ahead and the selector step on validation cross-entropy
+                params = {k: v.requires_grad_(True) for k, v in theta.items()}
+                grads = torch.autograd.grad(batch_loss(params, xb, yb, s), list(params.values()),
+                                            create_graph=True)
+                theta_hat = {k: v - eta * g for (k, v), g in zip(params.items(), grads)}
+                valid_loss = F.cross_entropy(functional_call(model, theta_hat, (xv,)), yv)
+                opt_phi.zero_grad()
+                if valid_loss.requires_grad:
+                    valid_loss.backward()
+                    opt_phi.step()
+                t3 = time.perf_counter()
+
+                # the model step on the same selected, weighted points
+                s_fixed = s.detach()
+                with torch.no_grad():
+                    theta = {k: v.detach() for k, v in theta.items()}
+                params = {k: v.requires_grad_(True) for k, v in theta.items()}
+                loss = batch_loss(params, xb, yb, s_fixed)
+                grads = torch.autograd.grad(loss, list(params.values()))
+                with torch.no_grad():
+                    theta = {k: (v - eta * (g + wd * v)).detach() for (k, v), g in zip(params.items(), grads)}
+                s_np, r_np = s_fixed.numpy().astype(np.float64), r.detach().numpy().astype(np.float64)
+                scores[idx] += s_np
+                last_r[idx] = r_np
+                selected.append(idx[s_np > 0])
+                t4 = time.perf_counter()
+                timing["features_s"] += t1 - t0
+                timing["solve_s"] += t2 - t1
+                timing["lookahead_s"] += t3 - t2
+                timing["model_s"] += t4 - t3
+            n_selected_per_epoch.append(int(sum(len(s_) for s_ in selected)))
+
+        final = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
+        scores = scores + 1e-3 * last_r
+        subsets = budget_subsets(final, scores, budgets)
+        extra = {**{k: round(v, 4) for k, v in timing.items()}, "n_selected": len(final),
+                 "n_selected_per_epoch": ",".join(map(str, n_selected_per_epoch)), "mode": mode,
+                 "final_valid_loss": float(F.cross_entropy(functional_call(model, theta, (xv,)), yv))}
+        return Valuation(scores=scores, subsets=subsets, utility_evals=0, extra=extra)
+
+
+@register_method
+class HostCPLP(HostCP):
+    """HOST-CP with the paper's linear program (no smoothing; its derivative is zero almost everywhere)."""
+
+    name = "hostcp-lp"
+    params = {**HostCP.params, "mode": "lp"}
