@@ -71,6 +71,43 @@ def budget_subsets(selected: np.ndarray, scores: np.ndarray, budgets: Sequence[i
     return {int(k): np.sort(ranked[:k]) for k in budgets}
 
 
+def select_batch(phi: nn.Module, xb: torch.Tensor, x_old: torch.Tensor, n_old: int, fraction: float, mode: str,
+                 gamma: float, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s, r)`` of one mini-batch: features, distances, the convex layer, then the selection weights.
+
+    ``x_old`` holds up to ``n_old`` already-selected neighbours; the missing columns are padded with
+    far-away dummies (the largest distance in the batch), which keeps one layer shape and lets a point
+    that is not worth a new representative be covered by "nothing selected yet".
+    """
+    f = phi(torch.cat([xb, x_old]))  # the batch and its neighbours share BatchNorm statistics
+    dist = torch.cdist(f, f)
+    b = len(xb)
+    d_new, d_old = dist[:b, :b], dist[:b, b:]
+    far = dist.detach().max().clamp_min(1e-6)
+    d_old = torch.cat([d_old, far.expand(b, n_old - d_old.shape[1])], dim=1)
+    # QP smoothing gamma is relative to the mean off-diagonal distance; the layer takes D / gamma
+    scale = gamma * d_new.detach().sum().clamp_min(1e-6) / max(b * (b - 1), 1) if mode == "qp" else 1.0
+    z_new, _ = solve_facility(d_new / scale, d_old / scale, fraction, mode)
+    return selection_weights(z_new, tau)
+
+
+def weighted_loss(model: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                  s: torch.Tensor) -> torch.Tensor:
+    """sum_j s_j CE(x_j, y_j; params) / B."""
+    ce = F.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none")
+    return (s * ce).sum() / len(yb)
+
+
+def lookahead_valid_loss(model: nn.Module, theta: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
+                         s: torch.Tensor, eta: float, xv: torch.Tensor, yv: torch.Tensor) -> torch.Tensor:
+    """CE_valid(theta_hat) with theta_hat = theta - eta grad_theta weighted_loss: differentiable in ``s``."""
+    params = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
+    grads = torch.autograd.grad(weighted_loss(model, params, xb, yb, s), list(params.values()),
+                                create_graph=True)
+    theta_hat = {k: v - eta * g for (k, v), g in zip(params.items(), grads)}
+    return F.cross_entropy(functional_call(model, theta_hat, (xv,)), yv)
+
+
 @register_method
 class HostCP(ValuationMethod):
     """HOST-CP (Das et al. 2021): online subset selection by a learned, differentiable convex program."""
@@ -115,14 +152,9 @@ class HostCP(ValuationMethod):
         eta, wd, tau = c["lr"], c["weight_decay"], c["tau"]
         bsz, n_old, mode = int(c["batch_size"]), int(c["neighbours"]), c["mode"]
 
-        def batch_loss(params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
-                       s: torch.Tensor) -> torch.Tensor:
-            ce = F.cross_entropy(functional_call(model, params, (xb,)), yb, reduction="none")
-            return (s * ce).sum() / len(yb)
-
         scores = np.zeros(n)
         last_r = np.zeros(n)
-        timing = {"solve_s": 0.0, "lookahead_s": 0.0, "features_s": 0.0, "model_s": 0.0}
+        timing = {"search_s": 0.0, "solve_s": 0.0, "lookahead_s": 0.0, "layer_backward_s": 0.0, "model_s": 0.0}
         n_selected_per_epoch = []
         selected: list[np.ndarray] = []
         for epoch in range(int(c["epochs"])):
@@ -144,57 +176,37 @@ class HostCP(ValuationMethod):
                     last_r[idx] = 1.0
                     selected.append(idx)
                     continue
-                if len(sel_idx):
-                    with torch.no_grad():  # exact nearest-selected search under the current phi
-                        phi.eval()
-                        near = nearest_selected(phi(xb), phi(x[sel_idx]), n_old)
-                    old = sel_idx[near.numpy()]
-                else:
-                    old = np.zeros(0, dtype=np.int64)
+                with torch.no_grad():  # exact nearest-selected search under the current phi
+                    phi.eval()
+                    old = sel_idx[nearest_selected(phi(xb), phi(x[sel_idx]), n_old).numpy()]
                 phi.train()
-                f = phi(torch.cat([xb, x[old]]))  # batch and its neighbours share BatchNorm statistics
-                dist = torch.cdist(f, f)
-                d_new, d_old = dist[: len(idx), : len(idx)], dist[: len(idx), len(idx):]
-                # pad to B' columns with far-away dummies: fixed layer shape, and the first batch stays
-                # feasible (points not worth a new representative are "covered" by a dummy)
-                far = dist.detach().max().clamp_min(1e-6)
-                d_old = torch.cat([d_old, far.expand(len(idx), n_old - d_old.shape[1])], dim=1)
-                scale = c["gamma"] * d_new.detach().sum() / max(len(idx) * (len(idx) - 1), 1) \
-                    if mode == "qp" else 1.0
                 t1 = time.perf_counter()
-                z_new, _ = solve_facility(d_new / scale, d_old / scale, c["fraction"], mode)
+                s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau)
                 t2 = time.perf_counter()
-                s, r = selection_weights(z_new, tau)
-
-                # one-step look-ahead and the selector step on validation cross-entropy
-                params = {k: v.requires_grad_(True) for k, v in theta.items()}
-                grads = torch.autograd.grad(batch_loss(params, xb, yb, s), list(params.values()),
-                                            create_graph=True)
-                theta_hat = {k: v - eta * g for (k, v), g in zip(params.items(), grads)}
-                valid_loss = F.cross_entropy(functional_call(model, theta_hat, (xv,)), yv)
+                valid_loss = lookahead_valid_loss(model, theta, xb, yb, s, eta, xv, yv)
                 opt_phi.zero_grad()
-                if valid_loss.requires_grad:
-                    valid_loss.backward()
+                t3 = t2b = time.perf_counter()
+                if s.requires_grad:  # split the backward: look-ahead to s, then s through the layer to phi
+                    (grad_s,) = torch.autograd.grad(valid_loss, s)
+                    t2b = time.perf_counter()
+                    s.backward(grad_s)
                     opt_phi.step()
-                t3 = time.perf_counter()
+                    t3 = time.perf_counter()
 
                 # the model step on the same selected, weighted points
                 s_fixed = s.detach()
-                with torch.no_grad():
-                    theta = {k: v.detach() for k, v in theta.items()}
-                params = {k: v.requires_grad_(True) for k, v in theta.items()}
-                loss = batch_loss(params, xb, yb, s_fixed)
-                grads = torch.autograd.grad(loss, list(params.values()))
-                with torch.no_grad():
-                    theta = {k: (v - eta * (g + wd * v)).detach() for (k, v), g in zip(params.items(), grads)}
+                params = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
+                grads = torch.autograd.grad(weighted_loss(model, params, xb, yb, s_fixed), list(params.values()))
+                theta = {k: (v - eta * (g + wd * v)).detach() for (k, v), g in zip(params.items(), grads)}
                 s_np, r_np = s_fixed.numpy().astype(np.float64), r.detach().numpy().astype(np.float64)
                 scores[idx] += s_np
                 last_r[idx] = r_np
                 selected.append(idx[s_np > 0])
                 t4 = time.perf_counter()
-                timing["features_s"] += t1 - t0
-                timing["solve_s"] += t2 - t1
-                timing["lookahead_s"] += t3 - t2
+                timing["search_s"] += t1 - t0
+                timing["solve_s"] += t2 - t1  # includes the batch's features and distances (small)
+                timing["lookahead_s"] += t2b - t2
+                timing["layer_backward_s"] += t3 - t2b
                 timing["model_s"] += t4 - t3
             n_selected_per_epoch.append(int(sum(len(s_) for s_ in selected)))
 
