@@ -1,0 +1,253 @@
+"""The report's figures: tidy frames in, small PNG files out (matplotlib Agg, seaborn styling).
+
+Every figure takes frames whose rows are already labelled by ``setting`` (one panel: a dataset variant and,
+where the run had several, a noise rate) and ``method`` (a method, with its parameters where the run varied
+them), and a palette from :func:`method_palette` so a method has one colour in every figure.
+Uncertainty is over seeds: mean with a Student-t 95 % confidence interval (few seeds make the bootstrap
+seaborn uses by default both noisy and too narrow).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")  # the report renders headless, in workers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from scipy import stats  # noqa: E402
+
+DPI = 100
+PANEL = (3.4, 2.8)  # inches per facet
+MAX_COLUMNS = 4
+MIN_SECONDS = 1e-4  # floor for log-scale times: fits faster than the clock's useful resolution
+
+RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8.5,
+      "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.dpi": DPI, "savefig.dpi": DPI}
+
+
+def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per method, assigned in sorted-name order: the same run always maps a method to one colour."""
+    names = sorted(set(methods))
+    base = sns.color_palette("colorblind", 10)
+    colours = base if len(names) <= 10 else sns.color_palette("tab20", len(names))
+    return {name: tuple(colours[i % len(colours)]) for i, name in enumerate(names)}
+
+
+def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the Student-t confidence interval of the mean; the interval collapses for a single value."""
+    values = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    """Report styling without touching the caller's global matplotlib state."""
+    with plt.rc_context(RC), sns.axes_style("whitegrid"):
+        yield
+
+
+def _facets(n: int, panel: tuple[float, float] = PANEL, sharey: bool = False):
+    cols = min(n, MAX_COLUMNS)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols + 0.3, panel[1] * rows + 0.9),
+                             squeeze=False, sharey=sharey, layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _method_legend(fig, palette: dict, methods: list[str], extra: list[Line2D] = ()) -> None:
+    handles = [Line2D([], [], color=palette[m], lw=2, marker="o", ms=4, label=m) for m in methods] + list(extra)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def _curve_summary(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Per x: mean and CI over seeds of y."""
+    rows = [(xv, *mean_ci(group[y])) for xv, group in frame.groupby(x, sort=True)]
+    return pd.DataFrame(rows, columns=[x, "mean", "low", "high"])
+
+
+def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path) -> Path:
+    """Test accuracy vs budget fraction, one panel per setting; full-data accuracy dashed.
+
+    ``budgets`` columns: setting, method, seed, fraction, accuracy, full_accuracy.
+    """
+    settings = list(dict.fromkeys(budgets.setting))
+    methods = sorted(budgets.method.unique())
+    with _style():
+        fig, axes = _facets(len(settings))
+        for ax, setting in zip(axes, settings):
+            here = budgets[budgets.setting == setting]
+            for method in methods:
+                curve = _curve_summary(here[here.method == method], "fraction", "accuracy")
+                if curve.empty:
+                    continue
+                ax.fill_between(curve.fraction, curve.low.clip(0, 1), curve.high.clip(0, 1), color=palette[method],
+                                alpha=0.15, lw=0)
+                ax.plot(curve.fraction, curve["mean"], color=palette[method], marker="o", ms=3.5, lw=1.6)
+            # full-data accuracy is a property of the dataset and seed, not of the method
+            full = here.drop_duplicates("seed").full_accuracy.mean()
+            ax.axhline(full, color="0.25", ls="--", lw=1.1)
+            # frame the means, not the intervals: with two or three seeds a t interval spans most of [0, 1]
+            means = here.groupby(["method", "fraction"]).accuracy.mean()
+            ax.set_ylim(max(0.0, min(means.min(), full) - 0.08), min(1.01, max(means.max(), full) + 0.06))
+            ax.set_title(setting)
+            ax.set_xlabel("budget (fraction of train set)")
+            ax.set_ylabel("test accuracy")
+            ax.set_xlim(0, min(1.0, budgets.fraction.max() * 1.08))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        full_line = Line2D([], [], color="0.25", ls="--", lw=1.1, label="all train data")
+        _method_legend(fig, palette, methods, [full_line])
+        fig.suptitle("Subset value: accuracy of the learner retrained on the top-valued subset "
+                     "(mean, 95% CI over seeds)", fontsize=10)
+        return _save(fig, path)
+
+
+def detection_figure(detection: pd.DataFrame, palette: dict, path: Path) -> Path:
+    """Fraction of flipped labels found vs fraction inspected (lowest value first), per setting.
+
+    ``detection`` columns: setting, method, seed, inspected, found, noisy_fraction.
+    """
+    settings = list(dict.fromkeys(detection.setting))
+    methods = sorted(detection.method.unique())
+    with _style():
+        fig, axes = _facets(len(settings), panel=(3.1, 3.0))
+        for ax, setting in zip(axes, settings):
+            here = detection[detection.setting == setting]
+            grid = np.linspace(0, 1, 101)
+            ax.plot(grid, grid, color="0.45", ls=":", lw=1.1)
+            rate = here.noisy_fraction.mean()
+            if rate > 0:
+                ax.plot(grid, np.minimum(1.0, grid / rate), color="0.25", ls="--", lw=1.0)
+            for method in methods:
+                curve = _curve_summary(here[here.method == method], "inspected", "found")
+                if curve.empty:
+                    continue
+                ax.fill_between(curve.inspected, curve.low.clip(0, 1), curve.high.clip(0, 1),
+                                color=palette[method], alpha=0.18, lw=0)
+                ax.plot(curve.inspected, curve["mean"], color=palette[method], lw=1.6)
+            ax.set(xlim=(0, 1), ylim=(0, 1.02), title=setting)
+            ax.set_xlabel("fraction inspected (lowest value first)")
+            ax.set_ylabel("flipped labels found (fraction)")
+            ax.set_aspect("equal")
+        extra = [Line2D([], [], color="0.45", ls=":", lw=1.1, label="random order"),
+                 Line2D([], [], color="0.25", ls="--", lw=1.0, label="perfect detector")]
+        _method_legend(fig, palette, methods, extra)
+        fig.suptitle("Mislabel detection curves (mean, 95% CI over seeds)", fontsize=10)
+        return _save(fig, path)
+
+
+def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
+    """Mean mislabel ROC-AUC per method (rows) and setting (columns); 0.5 is chance.
+
+    ``cells`` holds every cell, failed ones too: a (method, setting) with no successful cell reads "failed",
+    one whose cells have no AUC (no flipped labels) reads "n/a".
+    """
+    ok = cells[cells.status == "ok"]
+    table = ok.pivot_table(index="method", columns="setting", values="mislabel_auc", aggfunc="mean", sort=False,
+                           dropna=False)
+    table = table.reindex(index=sorted(cells.method.unique()), columns=list(dict.fromkeys(cells.setting)))
+    succeeded = set(zip(ok.method, ok.setting))
+    width = 1.2 * table.shape[1] + max(len(m) for m in table.index) * 0.07 + 2.0
+    height = 0.42 * table.shape[0] + 1.9
+    with _style():
+        fig, ax = plt.subplots(figsize=(max(width, 4.5), height), layout="constrained")
+        ax.set_facecolor("0.94")  # cells without a value
+        with warnings.catch_warnings():  # seaborn 0.13 calls Colormap.set_bad, deprecated in matplotlib 3.11
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(table, ax=ax, vmin=0, vmax=1, center=0.5, cmap="RdBu_r", annot=True, fmt=".2f",
+                        linewidths=0.6, linecolor="white", annot_kws={"fontsize": 8.5},
+                        cbar_kws={"label": "ROC-AUC (0.5 = chance)", "shrink": 0.85})
+        for i, j in zip(*np.where(table.isna().to_numpy())):
+            missing = "n/a" if (table.index[i], table.columns[j]) in succeeded else "failed"
+            ax.text(j + 0.5, i + 0.5, missing, ha="center", va="center", color="0.45", fontsize=8)
+        ax.grid(False)
+        ax.set_xlabel("dataset")
+        ax.set_ylabel("method")
+        ax.set_title("Mislabel detection ROC-AUC (mean over seeds)")
+        if table.shape[1] > 3:
+            plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+        plt.setp(ax.get_yticklabels(), rotation=0)
+        return _save(fig, path)
+
+
+def cost_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
+    """Wall-clock seconds of ``fit`` per setting and method, log scale: seeds as dots, mean as a bar tick."""
+    settings = list(dict.fromkeys(cells.setting))
+    methods = sorted(cells.method.unique())
+    n_m = len(methods)
+    step = 0.8 / n_m
+    with _style():
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * n_m * len(settings) + 1.5), 4.0), layout="constrained")
+        for s, setting in enumerate(settings):
+            for m, method in enumerate(methods):
+                seconds = cells[(cells.setting == setting) & (cells.method == method)].wall_s.dropna()
+                if seconds.empty:
+                    continue
+                seconds = seconds.clip(lower=MIN_SECONDS)
+                x = s - 0.4 + step * (m + 0.5)
+                ax.scatter(np.full(len(seconds), x), seconds, color=palette[method], s=14, alpha=0.75,
+                           edgecolor="none", zorder=3)
+                ax.plot([x - step * 0.38, x + step * 0.38], [seconds.mean()] * 2, color=palette[method],
+                        lw=2.4, zorder=4)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(settings)), settings, rotation=20 if len(settings) > 3 else 0,
+                      ha="right" if len(settings) > 3 else "center")
+        ax.set_xlim(-0.5, len(settings) - 0.5)
+        for s in range(len(settings) - 1):
+            ax.axvline(s + 0.5, color="0.85", lw=0.8)
+        ax.grid(axis="x", visible=False)
+        ax.set_xlabel("dataset")
+        ax.set_ylabel("fit wall-clock time (s, log scale)")
+        ax.set_title("Cost: seconds per valuation (dots: seeds, bar: mean)")
+        _method_legend(fig, palette, methods)
+        return _save(fig, path)
+
+
+def cost_vs_size_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
+    """Wall-clock seconds vs train-set size (log-log), one panel per dataset whose size the run varied."""
+    datasets = list(dict.fromkeys(cells.dataset))
+    methods = sorted(cells.method.unique())
+    with _style():
+        fig, axes = _facets(len(datasets), panel=(3.4, 2.9))
+        for ax, dataset in zip(axes, datasets):
+            here = cells[cells.dataset == dataset].assign(wall_s=lambda f: f.wall_s.clip(lower=MIN_SECONDS))
+            for method in methods:
+                rows = here[here.method == method]
+                if rows.empty:
+                    continue
+                curve = _curve_summary(rows, "n_train", "wall_s")
+                ax.scatter(rows.n_train, rows.wall_s, color=palette[method], s=10, alpha=0.5, edgecolor="none")
+                ax.plot(curve.n_train, curve["mean"], color=palette[method], marker="o", ms=3.5, lw=1.6)
+            ax.set(xscale="log", yscale="log", title=dataset)
+            ax.set_xlabel("train points (log scale)")
+            ax.set_ylabel("fit wall-clock time (s, log scale)")
+            sizes = sorted(here.n_train.unique())
+            ax.set_xticks(sizes, [str(int(n)) for n in sizes])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        _method_legend(fig, palette, methods)
+        fig.suptitle("Cost vs train-set size (dots: seeds, line: mean)", fontsize=10)
+        return _save(fig, path)

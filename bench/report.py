@@ -1,0 +1,451 @@
+"""The HTML report of a run: figures, tables and provenance in ``RUN_DIR/index.html``.
+
+``render_report(run_dir)`` reads ``results.jsonl`` (and ``config.json`` when present) and writes, beside
+them: ``index.html`` (self-contained: figures embedded as base64 PNG), the same figures as PNG files,
+and ``summary.md`` / ``results.csv`` from :mod:`bench.summary`. Tables give mean ± standard error over
+seeds; figures give mean with a 95 % confidence interval.
+
+Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
+(one method with its parameters). A parameter appears in a label only when the run varied it, so a
+plain run reads "wine" and "loo", and a size sweep reads "synthetic (n_train=200)".
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import plots
+from bench.protocol import DataError
+from bench.results import load_records
+from bench.summary import write_summary
+
+INDEX = "index.html"
+PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpylayers", "diffcp", "clarabel",
+            "joblib", "matplotlib", "seaborn", "mlxtend", "mnist1d", "opendataval", "valbench"]
+
+
+# ---------------------------------------------------------------------------------------------------- labels
+
+def _format_params(params: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k}={params.get(k, '-')}" for k in keys)
+
+
+def _varied_keys(param_dicts: list[dict[str, Any]]) -> list[str]:
+    """Parameter names whose value differs between the given dicts."""
+    keys = sorted({k for d in param_dicts for k in d})
+    return [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in param_dicts}) > 1]
+
+
+def _labeller(records: list[dict], name_field: str, params_field: str):
+    """A function record -> label: the name, plus the parameters the run varied for that name."""
+    by_name: dict[str, list[dict]] = {}
+    for r in records:
+        by_name.setdefault(r[name_field], []).append(r.get(params_field) or {})
+    varied = {name: _varied_keys(dicts) for name, dicts in by_name.items()}
+
+    def label(record: dict) -> str:
+        keys = varied[record[name_field]]
+        if not keys:
+            return record[name_field]
+        return f"{record[name_field]} ({_format_params(record.get(params_field) or {}, keys)})"
+
+    return label
+
+
+def _natural(value: Any) -> tuple:
+    return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
+
+
+def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame:
+    """One row per cell with its ``setting`` and ``method`` labels, ordered by dataset (config order), params, noise."""
+    dataset_label = _labeller(records, "dataset", "dataset_params")
+    method_label = _labeller(records, "method", "method_params")
+    several_noises = len({r.get("noise_rate") for r in records}) > 1
+    order = {name: i for i, name in enumerate((config or {}).get("datasets") or [])}
+    rows = []
+    for r in records:
+        setting = dataset_label(r)
+        if several_noises:
+            setting += f", noise {r.get('noise_rate'):g}"
+        params = r.get("dataset_params") or {}
+        rows.append({
+            "setting": setting, "method": method_label(r), "dataset": r["dataset"], "method_name": r["method"],
+            "seed": r.get("seed"), "noise_rate": r.get("noise_rate"), "status": r.get("status"),
+            "error": r.get("error"), "traceback": r.get("traceback"), "n_train": r.get("n_train"),
+            "n_noisy": r.get("n_noisy"), "full_accuracy": r.get("full_accuracy"),
+            "mislabel_auc": r.get("mislabel_auc"), "wall_s": r.get("wall_s"), "cpu_s": r.get("cpu_s"),
+            "peak_rss_mb": r.get("peak_rss_mb"), "utility_evals": r.get("utility_evals"),
+            "sort_key": (order.get(r["dataset"], len(order)), r["dataset"],
+                       tuple(_natural(params[k]) for k in sorted(params)), r.get("noise_rate") or 0.0),
+            "record": r,
+        })
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["sort_key", "method", "seed"], key=lambda s: s.map(str) if s.name != "sort_key" else s,
+                              kind="stable")
+    for column in ("full_accuracy", "mislabel_auc", "wall_s", "cpu_s", "peak_rss_mb"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame.reset_index(drop=True)
+
+
+def budget_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per (successful cell, budget) with the budget as a fraction of the train set."""
+    rows = []
+    for cell in cells[cells.status == "ok"].itertuples():
+        for b in cell.record.get("budgets") or []:
+            fraction = b["budget"] if b["budget"] <= 1 else b["k"] / cell.n_train
+            rows.append({"setting": cell.setting, "method": cell.method, "seed": cell.seed, "budget": b["budget"],
+                         "fraction": fraction, "accuracy": b.get("accuracy"), "full_accuracy": cell.full_accuracy})
+    return pd.DataFrame(rows, columns=["setting", "method", "seed", "budget", "fraction", "accuracy",
+                                       "full_accuracy"]).astype({"accuracy": float, "fraction": float})
+
+
+def detection_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per (successful cell with flipped labels, inspected fraction)."""
+    rows = []
+    for cell in cells[cells.status == "ok"].itertuples():
+        curve = cell.record.get("detection_curve")
+        if not curve:
+            continue
+        n_noisy = cell.n_noisy if cell.n_noisy is not None and not pd.isna(cell.n_noisy) else None
+        noisy_fraction = n_noisy / cell.n_train if n_noisy and cell.n_train else (cell.noise_rate or 0.0)
+        for inspected, found in zip(curve["inspected"], curve["found"]):
+            rows.append({"setting": cell.setting, "method": cell.method, "seed": cell.seed, "inspected": inspected,
+                         "found": found, "noisy_fraction": noisy_fraction})
+    return pd.DataFrame(rows, columns=["setting", "method", "seed", "inspected", "found", "noisy_fraction"])
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+def mean_se(values: pd.Series, digits: int = 3) -> str:
+    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if values.empty:
+        return "-"
+    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {se:.{digits}f}"
+
+
+def _seconds(values: pd.Series) -> str:
+    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if values.empty:
+        return "-"
+    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{values.mean():.3g} ± {se:.2g}"
+
+
+def _budget_heading(budget: float) -> str:
+    return f"acc@{budget:.0%}" if budget <= 1 else f"acc@{int(budget)} pts"
+
+
+def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
+    """Rows (setting, method): accuracy per budget, on all data, and mislabel AUC, as mean ± SE over seeds."""
+    keys = ["setting", "method"]
+    index = pd.MultiIndex.from_frame(cells[keys].drop_duplicates())
+    table = pd.DataFrame(index=index)
+    if not budgets.empty:
+        by_budget = budgets.pivot_table(index=keys, columns="budget", values="accuracy", aggfunc=mean_se, sort=False)
+        by_budget.columns = [_budget_heading(b) for b in by_budget.columns]
+        table = table.join(by_budget)
+    ok = cells[cells.status == "ok"].groupby(keys, sort=False)
+    table = table.join(ok.full_accuracy.agg(mean_se).rename("acc (all data)"))
+    table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
+    table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
+        lambda s: f"{(s == 'ok').sum()} / {len(s)}")
+    return table.fillna("-").reset_index()
+
+
+def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Rows (setting, method): fit seconds, CPU seconds, peak memory and models trained, mean ± SE."""
+    ok = cells[cells.status == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=["setting", "method"])
+    grouped = ok.groupby(["setting", "method"], sort=False)
+    table = pd.DataFrame({
+        "train points": grouped.n_train.agg(lambda s: ", ".join(str(int(v)) for v in sorted(set(s.dropna())))),
+        "fit wall s": grouped.wall_s.agg(_seconds), "fit CPU s": grouped.cpu_s.agg(_seconds),
+        "peak RSS MiB": grouped.peak_rss_mb.agg(lambda s: mean_se(s, 0)),
+        "models trained": grouped.utility_evals.agg(lambda s: mean_se(s, 0)),
+    })
+    return table.reset_index()
+
+
+RANK_METRICS = {  # column -> (heading, higher is better)
+    "subset_value": ("subset value (mean acc over budgets)", True),
+    "mislabel_auc": ("mislabel AUC", True),
+    "wall_s": ("fit time", False),
+}
+
+
+def ranking_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
+    """Mean rank of each method across settings per metric (1 = best), ± SE over settings, with the count.
+
+    Within a setting a method's metric is its mean over seeds; methods without a value there (failed, or
+    no flipped labels) are not ranked in that setting.
+    """
+    ok = cells[cells.status == "ok"]
+    per_cell = ok[["setting", "method", "seed", "mislabel_auc", "wall_s"]].copy()
+    if not budgets.empty:
+        value = budgets.groupby(["setting", "method", "seed"], sort=False).accuracy.mean().rename("subset_value")
+        per_cell = per_cell.merge(value.reset_index(), on=["setting", "method", "seed"], how="left")
+    else:
+        per_cell["subset_value"] = np.nan
+    means = per_cell.groupby(["setting", "method"], sort=False)[list(RANK_METRICS)].mean()
+    methods = sorted(cells.method.unique())
+    table = pd.DataFrame(index=pd.Index(methods, name="method"))
+    for column, (heading, higher) in RANK_METRICS.items():
+        ranks = means[column].dropna().groupby(level="setting").rank(ascending=not higher, method="average")
+        by_method = ranks.groupby(level="method")
+        table[f"{heading} rank"] = [
+            f"{by_method.get_group(m).mean():.2f} ± {_se(by_method.get_group(m)):.2f} ({len(by_method.get_group(m))})"
+            if m in by_method.groups else "-" for m in methods]
+    table["_sort"] = [_leading_float(v) for v in table.iloc[:, 0]]
+    return table.sort_values("_sort").drop(columns="_sort").reset_index()
+
+
+def _se(values: pd.Series) -> float:
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _leading_float(text: str) -> float:
+    try:
+        return float(text.split()[0])
+    except (ValueError, IndexError):
+        return math.inf
+
+
+def failures_table(cells: pd.DataFrame) -> pd.DataFrame:
+    failed = cells[cells.status != "ok"]
+    return failed[["setting", "method", "seed", "noise_rate", "status", "error", "traceback"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------- provenance
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine() -> dict[str, str]:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cores (os.cpu_count)": str(os.cpu_count())}
+    if hasattr(os, "sched_getaffinity"):
+        info["cores usable by this process"] = str(len(os.sched_getaffinity(0)))
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+        info["memory"] = f"{kib / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------- HTML
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } tr:nth-child(even) td { background: #fafafa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+img { max-width: 100%; height: auto; display: block; margin: .8em 0; }
+pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
+.note { color: #555; font-size: .9em; } .failed td { background: #fff4f4 !important; }
+details summary { cursor: pointer; color: #555; }
+"""
+
+
+def _table_html(frame: pd.DataFrame, css_class: str = "") -> str:
+    if frame.empty:
+        return "<p class='note'>(nothing to show)</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        tds = []
+        for value in row:
+            text = "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+            tds.append(f"<td{' class=num' if _is_number(text.split(' ')[0]) else ''}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _failures_html(failures: pd.DataFrame) -> str:
+    if failures.empty:
+        return "<p>No cell failed.</p>"
+    rows = []
+    for f in failures.itertuples(index=False):
+        trace = (f"<details><summary>traceback</summary><pre>{html.escape(f.traceback)}</pre></details>"
+                 if isinstance(f.traceback, str) and f.traceback else "")
+        rows.append(f"<tr><td>{html.escape(str(f.setting))}</td><td>{html.escape(str(f.method))}</td>"
+                    f"<td class=num>{f.seed}</td><td class=num>{f.noise_rate:g}</td><td>{html.escape(str(f.status))}</td>"
+                    f"<td>{html.escape(str(f.error))}{trace}</td></tr>")
+    return ("<table class='failed'><thead><tr><th>dataset</th><th>method</th><th>seed</th><th>noise</th>"
+            "<th>status</th><th>error</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _figure_html(path: Path, alt: str, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
+            f"<figcaption class='note'>{caption} (<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")
+
+
+def _dict_table(values: dict[str, str]) -> str:
+    return _table_html(pd.DataFrame({"name": list(values), "value": list(values.values())}))
+
+
+# ---------------------------------------------------------------------------------------------------- entry point
+
+FIGURES = {
+    "subset_value": "subset_value.png",
+    "detection_curves": "detection_curves.png",
+    "mislabel_auc": "mislabel_auc.png",
+    "cost": "cost.png",
+    "cost_vs_size": "cost_vs_train_size.png",
+}
+
+
+def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame,
+                   run_dir: Path) -> dict[str, Path]:
+    """Write every figure the data supports; return {figure id: PNG path}."""
+    palette = plots.method_palette(list(cells.method))
+    ok = cells[cells.status == "ok"]
+    out: dict[str, Path] = {}
+    if not budgets.empty:
+        out["subset_value"] = plots.subset_value_figure(budgets, palette, run_dir / FIGURES["subset_value"])
+    if not detection.empty:
+        out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"])
+    if ok.mislabel_auc.notna().any():
+        out["mislabel_auc"] = plots.auc_heatmap(cells, run_dir / FIGURES["mislabel_auc"])
+    if ok.wall_s.notna().any():
+        out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"])
+    sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
+    swept = list(sizes[sizes > 1].index)
+    if swept:
+        out["cost_vs_size"] = plots.cost_vs_size_figure(ok[ok.dataset.isin(swept)], palette,
+                                                        run_dir / FIGURES["cost_vs_size"])
+    return out
+
+
+def render_report(run_dir: str | Path) -> Path:
+    """Write ``index.html``, its PNG figures, ``summary.md`` and ``results.csv`` into ``run_dir``; return the HTML path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run directory {run_dir} does not exist")
+    records = load_records(run_dir)
+    config_path = run_dir / "config.json"
+    config_text = config_path.read_text() if config_path.exists() else None
+    config = json.loads(config_text) if config_text else None
+    write_summary(run_dir)
+    for stale in FIGURES.values():  # a rerender must not show figures the current data no longer supports
+        (run_dir / stale).unlink(missing_ok=True)
+
+    cells = label_cells(records, config)
+    if cells.empty:
+        sections = ["<p>No results yet: <code>results.jsonl</code> has no complete record.</p>"]
+    else:
+        budgets, detection = budget_rows(cells), detection_rows(cells)
+        figures = render_figures(cells, budgets, detection, run_dir)
+        sections = _sections(cells, budgets, figures)
+    sections += _provenance(config_text, cells)
+
+    n_ok = int((cells.status == "ok").sum()) if not cells.empty else 0
+    n_failed = len(cells) - n_ok
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>valbench: {html.escape(run_dir.name)}"
+            f"</title><style>{CSS}</style></head><body><h1>valbench report: {html.escape(run_dir.resolve().name)}</h1>"
+            f"<p>{n_ok} cells ok, {n_failed} failed. Generated {generated}. "
+            "Also here: <a href='summary.md'>summary.md</a>, <a href='results.csv'>results.csv</a> "
+            "(one row per cell and budget), <a href='results.jsonl'>results.jsonl</a> (raw records).</p>"
+            "<p class='note'>Tables: mean ± standard error over seeds. Figures: mean and 95% confidence "
+            "interval (Student t) over seeds.</p>"
+            + _contents() + "".join(sections) + "</body></html>\n")
+    target = run_dir / INDEX
+    tmp = run_dir / (INDEX + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def _contents() -> str:
+    items = [("value", "Subset value"), ("detection", "Mislabel detection"), ("cost", "Cost"),
+             ("ranking", "Ranking"), ("failures", "Failed cells"), ("config", "Configuration"),
+             ("environment", "Environment")]
+    return "<nav><p>" + " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in items) + "</p></nav>"
+
+
+def _sections(cells: pd.DataFrame, budgets: pd.DataFrame, figures: dict[str, Path]) -> list[str]:
+    def fig(key: str, alt: str, caption: str) -> str:
+        return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
+
+    return [
+        "<h2 id='value'>1. Subset value</h2>",
+        fig("subset_value", "subset value curves",
+            "Test accuracy of the learner retrained on the budget's highest-valued train points (or the method's "
+            "own subset). Dashed: the learner trained on all (noisy) train data."),
+        _table_html(value_table(cells, budgets)),
+        "<h2 id='detection'>2. Mislabel detection</h2>",
+        fig("detection_curves", "detection curves",
+            "Inspecting train points from the lowest value up: the fraction of flipped labels found. Dotted: a "
+            "random order; dashed: a perfect detector."),
+        fig("mislabel_auc", "mislabel ROC-AUC heat map",
+            "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
+            "cell; n/a: no flipped labels to detect."),
+        "<h2 id='cost'>3. Cost</h2>",
+        fig("cost", "wall-clock time per method and dataset",
+            f"Wall-clock seconds of the method's fit, log scale (times below {plots.MIN_SECONDS:g} s are drawn "
+            "at that floor)."),
+        (fig("cost_vs_size", "time vs train size", "Wall-clock seconds vs train-set size where the run varied it.")
+         if "cost_vs_size" in figures else "<p class='note'>The run did not vary any dataset's train size.</p>"),
+        _table_html(cost_table(cells)),
+        "<h2 id='ranking'>4. Ranking</h2>",
+        "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets the "
+        "number of datasets ranked). Subset value: accuracy averaged over budgets; time: lower is better.</p>",
+        _table_html(ranking_table(cells, budgets)),
+        "<h2 id='failures'>5. Failed cells</h2>",
+        _failures_html(failures_table(cells)),
+    ]
+
+
+def _provenance(config_text: str | None, cells: pd.DataFrame) -> list[str]:
+    hosts = sorted({str(r.get("host")) for r in cells["record"] if r.get("host")}) if not cells.empty else []
+    machine_info = machine()
+    if hosts:
+        machine_info["hosts that ran cells"] = ", ".join(hosts)
+    config_text = config_text if config_text is not None else "(no config.json in the run directory)"
+    return [
+        "<h2 id='config'>6. Configuration</h2><p class='note'>config.json exactly as the run wrote it.</p>",
+        f"<pre>{html.escape(config_text)}</pre>",
+        "<h2 id='environment'>7. Environment</h2>",
+        "<p class='note'>Package versions and machine where this report was rendered "
+        f"(Python at {html.escape(sys.executable)}).</p>",
+        "<div style='display:flex; gap:2em; flex-wrap:wrap'>", _dict_table(package_versions()),
+        _dict_table(machine_info), "</div>",
+    ]

@@ -1,0 +1,140 @@
+"""The HTML report: rendered from a small results file written here, so no method runs."""
+
+import json
+import zlib
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.plots import method_palette
+from bench.protocol import DataError
+from bench.report import FIGURES, label_cells, ranking_table, budget_rows, render_report
+from bench.store import ResultsStore
+
+METHODS = {"knn-shapley": 0.9, "loo": 0.6, "random": 0.5}  # name -> mislabel AUC it scores
+DATASETS = {"wine": 106, "synthetic": 600}
+BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5)
+FAILURE = "broken: RuntimeError: solver <diverged> & gave up"
+
+
+def ok_record(dataset, method, seed, n_train, noise=0.1, dataset_params=None):
+    skill = METHODS[method]
+    rng = np.random.default_rng(zlib.crc32(f"{dataset}{method}{seed}{n_train}".encode()))
+    grid = np.linspace(0, 1, 21)
+    found = np.clip(grid ** (1 / (4 * skill - 1)), 0, 1)  # steeper for better detectors
+    return {
+        "key": f"{dataset}-{method}-{seed}-{n_train}-{noise}", "dataset": dataset, "method": method, "seed": seed,
+        "noise_rate": noise, "dataset_params": dataset_params or {}, "method_params": {}, "status": "ok",
+        "error": None, "n_train": n_train, "n_noisy": int(noise * n_train), "host": "testhost",
+        "budgets": [{"budget": b, "k": max(1, round(b * n_train)),
+                     "accuracy": float(np.clip(0.5 + skill * b + rng.normal(0, 0.02), 0, 1)),
+                     "loss": 0.5, "noisy_selected": 0.1} for b in BUDGETS],
+        "full_accuracy": 0.9 + 0.01 * seed, "full_loss": 0.3,
+        "mislabel_auc": float(skill + rng.normal(0, 0.02)),
+        "detection_curve": {"inspected": grid.tolist(), "found": found.tolist()},
+        "wall_s": {"knn-shapley": 0.01, "loo": 3.0, "random": 0.0}[method] * n_train / 100 * (1 + 0.1 * seed),
+        "cpu_s": 0.1, "peak_rss_mb": 300.0, "utility_evals": n_train,
+    }
+
+
+def failed_record(dataset, seed):
+    return {"key": f"{dataset}-broken-{seed}", "dataset": dataset, "method": "broken", "seed": seed,
+            "noise_rate": 0.1, "dataset_params": {}, "method_params": {}, "status": "failed",
+            "error": FAILURE, "traceback": "Traceback (most recent call last):\n  ...\nRuntimeError: gave up\n"}
+
+
+def write_run(run_dir, records, config=None):
+    store = ResultsStore(run_dir)
+    for record in records:
+        store.append(record)
+    (run_dir / "config.json").write_text(json.dumps(config or {"methods": sorted(METHODS), "seeds": [0, 1]}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)]
+    records.append(failed_record("wine", 0))
+    config = {"methods": [*METHODS, "broken"], "datasets": list(DATASETS), "seeds": [0, 1],
+              "budgets": list(BUDGETS), "marker": "config-marker-1234"}
+    write_run(run_dir, records, config)
+    return render_report(run_dir)
+
+
+def assert_valid_png(path):
+    assert path.exists(), path
+    assert path.stat().st_size < 400_000, f"{path.name} is {path.stat().st_size} bytes"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 200
+    assert pixels[..., :3].var() > 1e-3, f"{path.name} looks blank"
+
+
+def test_every_figure_is_a_non_blank_png(report):
+    for key in ("subset_value", "detection_curves", "mislabel_auc", "cost"):
+        assert_valid_png(report.parent / FIGURES[key])
+    assert not (report.parent / FIGURES["cost_vs_size"]).exists()  # the run did not vary n_train
+
+
+def test_index_names_every_method_dataset_and_reuses_the_summary(report):
+    text = report.read_text()
+    assert report.name == "index.html"
+    for name in [*METHODS, *DATASETS, "broken"]:
+        assert name in text
+    for key in ("subset_value", "detection_curves", "mislabel_auc", "cost"):
+        assert FIGURES[key] in text
+    assert "data:image/png;base64," in text  # self-contained
+    assert (report.parent / "summary.md").exists() and (report.parent / "results.csv").exists()
+    assert "config-marker-1234" in text  # config.json verbatim
+    assert "numpy" in text and "torch" in text and "cores" in text
+    assert "±" in text
+
+
+def test_failed_cell_is_in_the_failure_table_escaped(report):
+    text = report.read_text()
+    failures = text.split("id='failures'")[1].split("<h2")[0]
+    assert "broken" in failures and "wine" in failures
+    assert "solver &lt;diverged&gt; &amp; gave up" in failures
+    assert "<diverged>" not in text
+
+
+def test_size_sweep_adds_time_vs_train_size(tmp_path):
+    records = [ok_record("synthetic", m, s, n, dataset_params={"n_train": n})
+               for m in METHODS for s in (0, 1) for n in (100, 200, 400)]
+    index = render_report(write_run(tmp_path, records))
+    assert_valid_png(tmp_path / FIGURES["cost_vs_size"])
+    assert "synthetic (n_train=200)" in index.read_text()
+
+
+def test_rerender_drops_stale_figures_and_handles_an_empty_run(tmp_path):
+    (tmp_path / FIGURES["cost_vs_size"]).write_bytes(b"stale")
+    index = render_report(tmp_path)
+    assert "No results yet" in index.read_text()
+    assert not (tmp_path / FIGURES["cost_vs_size"]).exists()
+    with pytest.raises(DataError, match="does not exist"):
+        render_report(tmp_path / "missing")
+
+
+def test_cli_report_subcommand(tmp_path, capsys):
+    write_run(tmp_path, [ok_record("wine", m, 0, 106) for m in METHODS])
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "index.html").exists()
+    assert str(tmp_path / "index.html") in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_palette_is_keyed_by_sorted_method_name():
+    one = method_palette(["loo", "random", "knn-shapley"])
+    two = method_palette(["random", "knn-shapley", "loo", "loo"])
+    assert one == two and len(set(one.values())) == 3
+
+
+def test_ranking_puts_the_better_method_first():
+    records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)]
+    cells = label_cells(records)
+    table = ranking_table(cells, budget_rows(cells)).set_index("method")
+    assert table.index[0] == "knn-shapley"
+    assert table.loc["knn-shapley", "mislabel AUC rank"].startswith("1.00 ± 0.00 (2)")
+    assert table.loc["random", "fit time rank"].startswith("1.00")
