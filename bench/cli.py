@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print and write the summary table of a run directory")
     summary.add_argument("run_dir", type=Path)
+
+    report = sub.add_parser("report", help="write the HTML report (index.html, figures) of a run directory")
+    report.add_argument("run_dir", type=Path)
     return parser
 
 
@@ -114,6 +117,18 @@ def command_run(args: argparse.Namespace) -> None:
     print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
           file=sys.stderr)
     print(write_summary(run_dir))
+    _render_report(run_dir)
+
+
+def _render_report(run_dir: Path) -> None:
+    """The HTML report after a run; a plotting failure must not cost the run its exit status."""
+    from bench.report import render_report
+
+    try:
+        print(f"report: {render_report(run_dir)}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - the results are safe in the store; say how to retry
+        print(f"warning: the report failed ({type(err).__name__}: {err}); "
+              f"retry with: python -m bench report {run_dir}", file=sys.stderr)
 
 
 def _config_json(config: GridConfig, plugins: list[str]) -> str:
@@ -134,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             command_run(args)
         elif args.command == "summary":
             print(write_summary(args.run_dir))
+        elif args.command == "report":
+            from bench.report import render_report
+
+            print(render_report(args.run_dir))
     except (UnknownNameError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
