@@ -15,6 +15,9 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# OpenDataVal (optional peer, methods/opendataval.py): without its pins (torch~=2.1, numpy<1.26), see architecture.md
+	$(PY) -m pip install -q --no-deps opendataval==1.3.0 geomloss==0.2.6 torchvision==0.28.0
+	$(PY) -m pip install -q tqdm==4.70.1 requests==2.34.2 transformers==5.24.0
 	touch $(STAMP)
 
 install: $(STAMP)
