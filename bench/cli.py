@@ -15,7 +15,7 @@ from bench.grid import GridConfig, parse_assignment
 from bench.protocol import DataError
 from bench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_builtin,
                             load_plugins)
-from bench.runner import run_grid
+from bench.runner import connect_dask, run_grid
 from bench.store import ResultsStore
 from bench.summary import write_summary
 
@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dataset parameter, e.g. digits.n_train=500")
     run.add_argument("--time-limit", type=float, help="seconds per cell before it is marked timed out")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib)")
+    run.add_argument("--backend", choices=["local", "dask"], default="local",
+                     help="local: loky processes on this machine; dask: a dask.distributed cluster")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="reports root directory")
     run.add_argument("--run-id", help="run directory name (default: from the config hash)")
     run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
@@ -106,14 +110,20 @@ def command_run(args: argparse.Namespace) -> None:
     import hashlib
 
     config = grid_from_args(args)
+    client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()
     run_id = args.run_id or "run-" + hashlib.sha256("".join(sorted(c.key for c in cells)).encode()).hexdigest()[:10]
     run_dir = run_directory(args.out, run_id)
     (run_dir / "config.json").write_text(_config_json(config, args.plugin))
     print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
-    counts = run_grid(cells, ResultsStore(run_dir), jobs=args.jobs, plugins=tuple(args.plugin),
-                      time_limit_s=config.time_limit, retry_failed=args.retry_failed,
-                      progress=not args.no_progress)
+    try:
+        counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,
+                          plugins=tuple(args.plugin), time_limit_s=config.time_limit,
+                          retry_failed=args.retry_failed, progress=not args.no_progress,
+                          backend="dask" if client else "loky")
+    finally:
+        if client is not None:
+            client.close()
     print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
           file=sys.stderr)
     print(write_summary(run_dir))

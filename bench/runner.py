@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from bench.grid import Cell
@@ -118,10 +118,43 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     return record
 
 
+def _worker_died_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions by which joblib or dask report a worker process that died under a cell."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    errors: list[type[BaseException]] = [TerminatedWorkerError, BrokenProcessPool]
+    try:
+        from distributed.scheduler import KilledWorker
+        errors.append(KilledWorker)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def connect_dask(address: str | None, timeout_s: float = 5.0):
+    """A dask.distributed client for ``address`` (a fresh local cluster when None), or a clear error quickly."""
+    from bench.protocol import DataError
+
+    try:
+        from dask.distributed import Client
+    except ImportError as err:
+        raise DataError("--backend dask needs dask.distributed: pip install 'valbench[dask]'") from err
+    try:
+        return Client(address, timeout=timeout_s) if address else Client(processes=True)
+    except (OSError, TimeoutError) as err:
+        raise DataError(f"cannot reach the dask scheduler at {address!r} within {timeout_s:g} s: {err}") from err
+
+
 def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tuple[str, ...] = (),
              time_limit_s: float | None = None, retry_failed: bool = False, progress: bool = True,
              backend: str = "loky") -> dict[str, int]:
-    """Run every cell not yet in ``store``; return counts of cells done, failed, skipped."""
+    """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
+
+    ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
+    active ``dask.distributed.Client``; time limits then apply only where cells run in a main thread).
+    """
     done = store.finished_keys(include_failed=not retry_failed)
     todo = [c for c in cells if c.key not in done]
     counts = {"total": len(cells), "skipped": len(cells) - len(todo), "ok": 0, "failed": 0}
@@ -129,15 +162,16 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
                file=sys.stderr, dynamic_ncols=True)
     for attempt in range(MAX_POOL_RESTARTS + 1):
         try:
-            results = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")(
-                delayed(run_cell)(cell, plugins, time_limit_s) for cell in todo)
-            for record in results:
-                store.append(record)
-                counts["ok" if record["status"] == "ok" else "failed"] += 1
-                bar.update(1)
-                bar.set_postfix(failed=counts["failed"])
+            with parallel_config(backend=backend, n_jobs=jobs):
+                results = Parallel(return_as="generator_unordered")(
+                    delayed(run_cell)(cell, plugins, time_limit_s) for cell in todo)
+                for record in results:
+                    store.append(record)
+                    counts["ok" if record["status"] == "ok" else "failed"] += 1
+                    bar.update(1)
+                    bar.set_postfix(failed=counts["failed"])
             break
-        except Exception as err:  # a worker died: keep what landed, rerun the rest on a fresh pool
+        except _worker_died_errors() as err:  # keep what landed, rerun the rest on a fresh pool
             finished = store.finished_keys()
             todo = [c for c in todo if c.key not in finished]
             print(f"\nworker pool failed ({type(err).__name__}: {err}); {len(todo)} cells left", file=sys.stderr)
