@@ -29,6 +29,7 @@ from scipy import stats  # noqa: E402
 DPI = 100
 PANEL = (3.4, 2.8)  # inches per facet
 MAX_COLUMNS = 4
+MAX_WIDTH = 14.0  # inches: wider figures shrink to unreadable text in a browser column
 MIN_SECONDS = 1e-4  # floor for log-scale times: fits faster than the clock's useful resolution
 
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8.5,
@@ -38,7 +39,8 @@ RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsiz
 def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
     """One colour per method, assigned in sorted-name order: the same run always maps a method to one colour."""
     names = sorted(set(methods))
-    base = sns.color_palette("colorblind", 10)
+    # colour-blind safe; orange and vermillion sit apart so that small runs get clearly distinct hues
+    base = [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 4, 3, 7, 5, 9, 6, 8)]
     colours = base if len(names) <= 10 else sns.color_palette("tab20", len(names))
     return {name: tuple(colours[i % len(colours)]) for i, name in enumerate(names)}
 
@@ -164,13 +166,13 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
     """Mean mislabel ROC-AUC per method (rows) and setting (columns); 0.5 is chance.
 
     ``cells`` holds every cell, failed ones too: a (method, setting) with no successful cell reads "failed",
-    one whose cells have no AUC (no flipped labels) reads "n/a".
+    one whose cells have no AUC (no flipped labels) reads "n/a", a pair the run never had reads "not run".
     """
     ok = cells[cells.status == "ok"]
     table = ok.pivot_table(index="method", columns="setting", values="mislabel_auc", aggfunc="mean", sort=False,
                            dropna=False)
     table = table.reindex(index=sorted(cells.method.unique()), columns=list(dict.fromkeys(cells.setting)))
-    succeeded = set(zip(ok.method, ok.setting))
+    succeeded, ran = set(zip(ok.method, ok.setting)), set(zip(cells.method, cells.setting))
     width = 1.2 * table.shape[1] + max(len(m) for m in table.index) * 0.07 + 2.0
     height = 0.42 * table.shape[0] + 1.9
     with _style():
@@ -182,7 +184,8 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
                         linewidths=0.6, linecolor="white", annot_kws={"fontsize": 8.5},
                         cbar_kws={"label": "ROC-AUC (0.5 = chance)", "shrink": 0.85})
         for i, j in zip(*np.where(table.isna().to_numpy())):
-            missing = "n/a" if (table.index[i], table.columns[j]) in succeeded else "failed"
+            pair = (table.index[i], table.columns[j])
+            missing = "n/a" if pair in succeeded else "failed" if pair in ran else "not run"
             ax.text(j + 0.5, i + 0.5, missing, ha="center", va="center", color="0.45", fontsize=8)
         ax.grid(False)
         ax.set_xlabel("dataset")
@@ -201,7 +204,8 @@ def cost_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
     n_m = len(methods)
     step = 0.8 / n_m
     with _style():
-        fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * n_m * len(settings) + 1.5), 4.0), layout="constrained")
+        width = min(MAX_WIDTH, max(5.0, 0.45 * n_m * len(settings) + 1.5))
+        fig, ax = plt.subplots(figsize=(width, 4.0 + 0.2 * math.ceil(n_m / 5)), layout="constrained")
         for s, setting in enumerate(settings):
             for m, method in enumerate(methods):
                 seconds = cells[(cells.setting == setting) & (cells.method == method)].wall_s.dropna()

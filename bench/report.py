@@ -148,7 +148,7 @@ def _seconds(values: pd.Series) -> str:
 
 
 def _budget_heading(budget: float) -> str:
-    return f"acc@{budget:.0%}" if budget <= 1 else f"acc@{int(budget)} pts"
+    return f"acc@{budget * 100:.3g}%" if budget <= 1 else f"acc@{int(budget)} pts"
 
 
 def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +165,7 @@ def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
     table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
         lambda s: f"{(s == 'ok').sum()} / {len(s)}")
-    return table.fillna("-").reset_index()
+    return table.fillna("-").reset_index().rename(columns={"setting": "dataset"})
 
 
 def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -180,7 +180,7 @@ def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
         "peak RSS MiB": grouped.peak_rss_mb.agg(lambda s: mean_se(s, 0)),
         "models trained": grouped.utility_evals.agg(lambda s: mean_se(s, 0)),
     })
-    return table.reset_index()
+    return table.reset_index().rename(columns={"setting": "dataset"})
 
 
 RANK_METRICS = {  # column -> (heading, higher is better)
