@@ -28,7 +28,7 @@ def test_list_shows_methods_datasets_and_plugins():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "nope", "--datasets", "wine"], "unknown method 'nope'; valid methods: knn-shapley, loo"),
+    (["--methods", "nope", "--datasets", "wine"], "unknown method 'nope'; valid methods: "),
     (["--methods", "random", "--datasets", "nope"], "unknown dataset 'nope'; valid datasets: breast_cancer"),
     (["--methods", "random", "--datasets", "wine", "--budgets", "0,0.5"], "budget 0.0 is invalid"),
     (["--methods", "random", "--datasets", "wine", "--budgets", "1.5"], "budget 1.5 is invalid"),
@@ -39,7 +39,10 @@ def test_list_shows_methods_datasets_and_plugins():
 ])
 def test_usage_errors_exit_2_with_a_clear_message(args, message, tmp_path, capsys):
     assert main(["run", *args, "--out", str(tmp_path)]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    if "valid methods" in message:
+        assert "knn-shapley" in err and "loo" in err and "random" in err
 
 
 def test_plugin_method_runs_and_bad_cells_fail_alone(tmp_path):
