@@ -95,8 +95,8 @@ def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame = frame.sort_values(["sort_key", "method", "seed"], key=lambda s: s.map(str) if s.name != "sort_key" else s,
-                              kind="stable")
+    frame = frame.sort_values(["sort_key", "method", "seed"], kind="stable",
+                              key=lambda s: s if s.name in ("sort_key", "seed") else s.map(str))
     for column in ("full_accuracy", "mislabel_auc", "wall_s", "cpu_s", "peak_rss_mb"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame.reset_index(drop=True)
