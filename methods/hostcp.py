@@ -72,7 +72,7 @@ def budget_subsets(selected: np.ndarray, scores: np.ndarray, budgets: Sequence[i
 
 
 def select_batch(phi: nn.Module, xb: torch.Tensor, x_old: torch.Tensor, n_old: int, fraction: float, mode: str,
-                 gamma: float, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+                 gamma: float, tau: float, pad: str = "far") -> tuple[torch.Tensor, torch.Tensor]:
     """``(s, r)`` of one mini-batch: features, distances, the convex layer, then the selection weights.
 
     ``x_old`` holds up to ``n_old`` already-selected neighbours; the missing columns are padded with
@@ -83,8 +83,11 @@ def select_batch(phi: nn.Module, xb: torch.Tensor, x_old: torch.Tensor, n_old: i
     dist = torch.cdist(f, f)
     b = len(xb)
     d_new, d_old = dist[:b, :b], dist[:b, b:]
-    far = dist.detach().max().clamp_min(1e-6)
-    d_old = torch.cat([d_old, far.expand(b, n_old - d_old.shape[1])], dim=1)
+    if pad == "origin":  # the authors' choice: dummies at the origin of the feature space
+        filler = f[:b].norm(dim=1, keepdim=True).expand(b, n_old - d_old.shape[1])
+    else:
+        filler = dist.detach().max().clamp_min(1e-6).expand(b, n_old - d_old.shape[1])
+    d_old = torch.cat([d_old, filler], dim=1)
     # QP smoothing gamma is relative to the mean off-diagonal distance; the layer takes D / gamma
     scale = gamma * d_new.detach().sum().clamp_min(1e-6) / max(b * (b - 1), 1) if mode == "qp" else 1.0
     z_new, _ = solve_facility(d_new / scale, d_old / scale, fraction, mode)
@@ -114,9 +117,9 @@ class HostCP(ValuationMethod):
 
     name = "hostcp"
     selects_sets = True
-    params = {"batch_size": 32, "epochs": 3, "fraction": 0.3, "tau": 0.9, "gamma": 0.1, "dim": 32,
+    params = {"batch_size": 32, "epochs": 3, "fraction": 0.15, "tau": 0.9, "gamma": 0.1, "dim": 32,
               "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
-              "max_valid": 1000}
+              "max_valid": 1000, "pad": "far"}
 
     def _check(self) -> dict[str, Any]:
         c = self.config
@@ -171,17 +174,18 @@ class HostCP(ValuationMethod):
                 sel_idx = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
                 if len(sel_idx) == 0:  # an epoch's first batch: the previous epoch's selection covers it
                     sel_idx = previous
-                if len(sel_idx) == 0:  # the very first batch: nothing can cover it, so all of it is selected
+                if len(sel_idx) == 0 and c["pad"] != "origin":  # the very first batch: nothing covers it
                     scores[idx] += 1.0
                     last_r[idx] = 1.0
                     selected.append(idx)
                     continue
                 with torch.no_grad():  # exact nearest-selected search under the current phi
                     phi.eval()
-                    old = sel_idx[nearest_selected(phi(xb), phi(x[sel_idx]), n_old).numpy()]
+                    old = sel_idx[nearest_selected(phi(xb), phi(x[sel_idx]), n_old).numpy()] \
+                        if len(sel_idx) else sel_idx
                 phi.train()
                 t1 = time.perf_counter()
-                s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau)
+                s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"])
                 t2 = time.perf_counter()
                 valid_loss = lookahead_valid_loss(model, theta, xb, yb, s, eta, xv, yv)
                 opt_phi.zero_grad()
