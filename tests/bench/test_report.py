@@ -138,3 +138,10 @@ def test_ranking_puts_the_better_method_first():
     assert table.index[0] == "knn-shapley"
     assert table.loc["knn-shapley", "mislabel AUC rank"].startswith("1.00 ± 0.00 (2)")
     assert table.loc["random", "fit time rank"].startswith("1.00")
+
+
+def test_a_run_where_every_cell_failed_still_reports(tmp_path):
+    index = render_report(write_run(tmp_path, [failed_record("wine", 0), failed_record("synthetic", 1)]))
+    text = index.read_text()
+    assert "0 cells ok, 2 failed" in text and "No data for" in text
+    assert not any((tmp_path / name).exists() for name in FIGURES.values())
