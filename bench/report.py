@@ -165,7 +165,7 @@ def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
     table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
         lambda s: f"{(s == 'ok').sum()} / {len(s)}")
-    return table.fillna("-").reset_index().rename(columns={"setting": "dataset"})
+    return table.astype(object).fillna("-").reset_index().rename(columns={"setting": "dataset"})
 
 
 def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
