@@ -18,6 +18,16 @@ BatchNorm) and E the B' already-selected points nearest to the batch:
 The selected set is rebuilt in every epoch; the subset is the last epoch's selection, and a point's score
 is its selection weight accumulated over epochs (plus a 1e-3 x last-epoch representativeness tie-breaker).
 Subsets of exactly k points for every budget are the last selection trimmed, or topped up, by score.
+
+Choices of ours (the paper leaves them open or the authors' code differs):
+* E has B' columns always: missing neighbours are dummy columns at the batch's largest distance
+  (``pad="far"``), or at the origin of the feature space as in the authors' code (``pad="origin"``).
+  With ``pad="far"`` the very first batch is selected whole (nothing can cover it), and an epoch's first
+  batch is covered by the previous epoch's selection.
+* phi is updated with Adam (scale-free: the look-ahead gradient carries a factor eta), theta with SGD.
+* The QP's gamma is relative to the batch's mean off-diagonal distance, so it is scale-free too.
+* Defaults are sized for the suite's CPU budget (B = 32, B' = 16, d = 32, 3 epochs) rather than the
+  paper's (40, 40, 100, 5): the QP layer costs ~0.1-0.3 s per mini-batch on one core.
 """
 
 from __future__ import annotations
