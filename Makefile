@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install bench bench-quick report test bench-ci bench-baseline clean
+.PHONY: install bench bench-quick report reference-report test bench-ci bench-baseline clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
+
+report: install
+	$(PY) -m bench report $(OUT)/latest
+
+# The committed reference report (reports/reference/) and the README's headline table, from the default grid.
+reference-report: install
+	$(PY) -m bench run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
+	$(PY) -m bench.readme reports/reference README.md
 
 test: install
 	$(PY) -m pytest
