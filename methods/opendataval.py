@@ -99,12 +99,12 @@ def make_model_class() -> type:
                 weight = torch.as_tensor(sample_weight, dtype=torch.float32).reshape(-1)
                 if not float(weight.sum()) > 0:  # DVRL can select nothing; an empty selection trains nothing
                     x, labels, weight = x[:0], labels[:0], None
-            self.fitted = self.learner.fit(x.reshape(len(x), -1), labels, weight=weight)
+            self.fitted = self.learner.fit(x.flatten(1), labels, weight=weight)
             return self
 
         def predict(self, x: Any) -> torch.Tensor:
             rows = _rows(x).float()
-            return torch.as_tensor(self.fitted.predict_proba(rows.reshape(len(rows), -1)))
+            return torch.as_tensor(self.fitted.predict_proba(rows.flatten(1)))
 
         def clone(self) -> "LearnerModel":
             return LearnerModel(self.learner)  # the learner keeps no fitted state, so clones may share it
