@@ -81,6 +81,7 @@ def _rows(x: Any) -> torch.Tensor:
     return torch.stack([torch.as_tensor(x[i]) for i in range(len(x))])
 
 
+@functools.cache
 def make_model_class() -> type:
     """The OpenDataVal ``Model`` that trains a valbench ``Learner`` (built lazily: the base class is optional)."""
 
@@ -154,25 +155,31 @@ def fetcher_for(data: Dataset) -> Any:
         one_hot=True)
 
 
+def run_evaluator(name: str, params: dict[str, Any], data: Dataset, learner: Learner,
+                  random_state: np.random.RandomState) -> tuple[np.ndarray, int]:
+    """Values of every train point by OpenDataVal's evaluator ``name``, and the models it trained."""
+    build, _ = EVALUATORS[name]
+    evaluator = build(dict(params), random_state)
+    fits_before = learner.fits if learner is not None else 0
+    with quiet_run():
+        evaluator.setup(fetcher_for(data), None if learner is None else make_model_class()(learner))
+        evaluator.train_data_values()
+        values = np.asarray(evaluator.evaluate_data_values(), dtype=np.float64).reshape(-1)
+    if values.shape != (data.n_train,):
+        raise MethodError(f"method 'odv-{name}': OpenDataVal returned {values.shape} values for "
+                          f"{data.n_train} train points")
+    return values, (learner.fits if learner is not None else 0) - fits_before
+
+
 class OpenDataValMethod(ValuationMethod):
     """Base of the ``odv-*`` methods: build the evaluator, feed it the splits and the learner, read values."""
 
     evaluator: str = ""
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
-        build, _ = EVALUATORS[self.evaluator]
         torch.manual_seed(seed)  # DVRL's value network and torch-side sampling
-        evaluator = build(dict(self.config), np.random.RandomState(seed))
-        fits_before = learner.fits
-        with quiet_run():
-            evaluator.setup(fetcher_for(data), make_model_class()(learner))
-            evaluator.train_data_values()
-            values = np.asarray(evaluator.evaluate_data_values(), dtype=np.float64).reshape(-1)
-        if values.shape != (data.n_train,):
-            raise MethodError(f"method 'odv-{self.evaluator}': OpenDataVal returned {values.shape} values for "
-                              f"{data.n_train} train points")
-        return Valuation(scores=values, utility_evals=learner.fits - fits_before,
-                         extra={"opendataval": odv.__version__ if hasattr(odv, "__version__") else "1.3.0"})
+        values, fits = run_evaluator(self.evaluator, self.config, data, learner, np.random.RandomState(seed))
+        return Valuation(scores=values, utility_evals=fits, extra={"opendataval": "1.3.0"})
 
 
 def _register(name: str, defaults: dict[str, Any]) -> type[ValuationMethod]:

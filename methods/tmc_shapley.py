@@ -167,6 +167,11 @@ def batched_permutation_marginals(solver: BatchedPrefixFits, order: np.ndarray, 
     return marginals, fits
 
 
+def permutation_order(ss: np.random.SeedSequence, n: int) -> np.ndarray:
+    """The permutation drawn from one child seed (``SeedSequence(seed).spawn(max_permutations)[t]``)."""
+    return np.random.default_rng(ss).permutation(n)
+
+
 def _run_permutations(utility: Utility, seeds: list[np.random.SeedSequence], full_score: float,
                       tolerance: float, patience: int, warm_start: bool,
                       block: int = 0) -> tuple[np.ndarray, int]:
@@ -177,7 +182,7 @@ def _run_permutations(utility: Utility, seeds: list[np.random.SeedSequence], ful
     rows, fits = [], 0
     solver = BatchedPrefixFits(utility, utility.learner.max_iter) if block > 0 else None
     for ss in seeds:
-        order = np.random.default_rng(ss).permutation(utility.data.n_train)
+        order = permutation_order(ss, utility.data.n_train)
         if solver is not None:
             row, k = batched_permutation_marginals(solver, order, full_score, tolerance, patience, block)
         else:
