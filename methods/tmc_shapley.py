@@ -89,14 +89,18 @@ class BatchedPrefixFits:
 
     def solve(self, idx: torch.Tensor, sizes: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
         """Optima (B x C x (d+1)) for the prefixes ``idx[:size]`` of each size, started from ``init``."""
+        w = (torch.arange(len(idx))[None, :] < sizes[:, None]).double() / sizes[:, None].double()
+        return self.solve_weights(idx, w, init)
+
+    def solve_weights(self, idx: torch.Tensor, w: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+        """Optima for the train points ``idx`` weighted by each row of ``w`` (B x len(idx), rows sum to 1)."""
         x, y = self.x1[idx], self.y1[idx]
         k, c, d1 = len(idx), self.c, self.d1
         p = c * d1
         xx = (x[:, :, None] * x[:, None, :]).reshape(k, d1 * d1)
-        w = (torch.arange(k)[None, :] < sizes[:, None]).double() / sizes[:, None].double()
-        theta = init.expand(len(sizes), -1, -1).clone()
+        theta = init.expand(len(w), -1, -1).clone()
         f = self._objective(theta, x, y, w)
-        active = torch.arange(len(sizes))  # problems not yet converged; the work shrinks with them
+        active = torch.arange(len(w))  # problems not yet converged; the work shrinks with them
         diag = self.reg.reshape(-1) + self.ridge
         for _ in range(self.max_iter):
             th, wa = theta[active], w[active]
@@ -173,8 +177,8 @@ def permutation_order(ss: np.random.SeedSequence, n: int) -> np.ndarray:
 
 
 def _run_permutations(utility: Utility, seeds: list[np.random.SeedSequence], full_score: float,
-                      tolerance: float, patience: int, warm_start: bool,
-                      block: int = 0) -> tuple[np.ndarray, int]:
+                      tolerance: float, patience: int, warm_start: bool, block: int = 0,
+                      position_weights: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """A chunk of permutations (in one worker): rows of marginals, and the number of models trained.
 
     ``block > 0`` solves prefixes in batches with :class:`BatchedPrefixFits` (logreg learner only)."""
@@ -187,6 +191,8 @@ def _run_permutations(utility: Utility, seeds: list[np.random.SeedSequence], ful
             row, k = batched_permutation_marginals(solver, order, full_score, tolerance, patience, block)
         else:
             row, k = permutation_marginals(utility, order, full_score, tolerance, patience, warm_start)
+        if position_weights is not None:  # a semivalue: the marginal at position j counts w(j) times
+            row[order] *= position_weights
         rows.append(row)
         fits += k
     return np.stack(rows), fits
@@ -215,11 +221,15 @@ class TMCShapley(ValuationMethod):
                     "newton_max_params"):
             c[key] = int(c[key])
         if c["max_permutations"] < 2 or c["batch"] < 1 or c["patience"] < 1 or c["window"] < 2:
-            raise DataError(f"method 'tmc-shapley': need max_permutations >= 2, batch >= 1, patience >= 1, "
+            raise DataError(f"method {self.name!r}: need max_permutations >= 2, batch >= 1, patience >= 1, "
                             f"window >= 2; got {self.config}")
         if c["tolerance"] < 0:
-            raise DataError(f"method 'tmc-shapley': tolerance must be >= 0, got {c['tolerance']}")
+            raise DataError(f"method {self.name!r}: tolerance must be >= 0, got {c['tolerance']}")
         return c
+
+    def position_weights(self, n: int) -> np.ndarray | None:
+        """Weight of a marginal by its 0-based position in the permutation; None for Shapley (all ones)."""
+        return None
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         c = self._check()
@@ -235,7 +245,8 @@ class TMCShapley(ValuationMethod):
         parallel = Parallel(n_jobs=workers) if workers > 1 else None
         params = data.n_classes * (data.n_features + 1)
         block = c["block"] if isinstance(learner, LogisticRegression) and params <= c["newton_max_params"] else 0
-        args = (full_score, float(c["tolerance"]), c["patience"], bool(c["warm_start"]), block)
+        args = (full_score, float(c["tolerance"]), c["patience"], bool(c["warm_start"]), block,
+                self.position_weights(data.n_train))
         while len(rows) < c["max_permutations"]:
             todo = seeds[len(rows):len(rows) + c["batch"]]  # the same rounds whatever n_jobs is
             if parallel is None:
