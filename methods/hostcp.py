@@ -135,6 +135,8 @@ class HostCP(ValuationMethod):
         c = self.config
         if c["mode"] not in MODES:
             raise DataError(f"method {self.name!r}: mode must be one of {MODES}, got {c['mode']!r}")
+        if c["pad"] not in ("far", "origin"):
+            raise DataError(f"method {self.name!r}: pad must be 'far' or 'origin', got {c['pad']!r}")
         if not 0 < c["fraction"] < 1:
             raise DataError(f"method {self.name!r}: fraction must lie in (0, 1), got {c['fraction']}")
         for key in ("batch_size", "epochs", "dim", "neighbours"):
