@@ -34,7 +34,7 @@ def beta_position_weights(n: int, alpha: float, beta: float) -> np.ndarray:
 
 @register_method
 class BetaShapley(TMCShapley):
-    """Beta Shapley (Kwon & Zou 2022): TMC permutations with marginals weighted by Beta(alpha, beta) position weights."""
+    """Beta Shapley (Kwon & Zou 2022): TMC permutations, marginals weighted by Beta(alpha, beta) position weights."""
 
     name = "beta-shapley"
     params = {**TMCShapley.params, "alpha": 16.0, "beta": 1.0}
