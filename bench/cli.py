@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench.cache import default_cache_dir
 from bench.grid import GridConfig, parse_assignment
 from bench.protocol import DataError
 from bench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_builtin,
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="run directory name (default: from the config hash)")
     run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--no-cache", action="store_true",
+                     help="retrain every metric fit (default: cache them in OUT/.cache/fits or $VALBENCH_CACHE_DIR)")
 
     summary = sub.add_parser("summary", help="print and write the summary table of a run directory")
     summary.add_argument("run_dir", type=Path)
@@ -120,7 +123,8 @@ def command_run(args: argparse.Namespace) -> None:
         counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,
                           plugins=tuple(args.plugin), time_limit_s=config.time_limit,
                           retry_failed=args.retry_failed, progress=not args.no_progress,
-                          backend="dask" if client else "loky")
+                          backend="dask" if client else "loky",
+                          cache_dir=None if args.no_cache else default_cache_dir(args.out))
     finally:
         if client is not None:
             client.close()

@@ -6,13 +6,16 @@ Value never leaks into evaluation: subsets are scored by retraining the learner 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
 from bench.learners import Learner
 from bench.protocol import DataError, Dataset, Valuation
+
+if TYPE_CHECKING:
+    from bench.cache import FitCache
 
 DEFAULT_BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5)
 DETECTION_GRID = np.linspace(0.0, 1.0, 21)
@@ -54,20 +57,31 @@ def select_subset(valuation: Valuation, k: int, seed: int = 0) -> np.ndarray:
     return rank_by_value(valuation.scores, seed)[:k]
 
 
-def test_performance(data: Dataset, learner: Learner, indices: np.ndarray | None = None) -> dict[str, float]:
-    """Test accuracy and mean cross-entropy of ``learner`` retrained on the given train points (all if None)."""
-    x, y = (data.x_train, data.y_train) if indices is None else (data.x_train[indices], data.y_train[indices])
-    model = learner.fit(x, y)
-    return {"accuracy": model.accuracy(data.x_test, data.y_test), "loss": model.loss(data.x_test, data.y_test)}
+def test_performance(data: Dataset, learner: Learner, indices: np.ndarray | None = None,
+                     cache: "FitCache | None" = None) -> dict[str, float]:
+    """Test accuracy and mean cross-entropy of ``learner`` retrained on the given train points (all if None).
+
+    The points are used in index order, so a subset's fit does not depend on how it was ranked and can be
+    looked up in ``cache`` (a :class:`bench.cache.FitCache`) under its sorted indices.
+    """
+    if indices is not None:
+        indices = np.sort(np.asarray(indices))
+
+    def fit() -> dict[str, float]:
+        x, y = (data.x_train, data.y_train) if indices is None else (data.x_train[indices], data.y_train[indices])
+        model = learner.fit(x, y)
+        return {"accuracy": model.accuracy(data.x_test, data.y_test), "loss": model.loss(data.x_test, data.y_test)}
+
+    return fit() if cache is None else cache.performance(data, learner, indices, fit)
 
 
 def subset_value(data: Dataset, learner: Learner, valuation: Valuation, budgets: Sequence[float],
-                 seed: int = 0) -> list[dict[str, float]]:
+                 seed: int = 0, cache: "FitCache | None" = None) -> list[dict[str, float]]:
     """Test accuracy and loss of the learner retrained on the selected subset, at every budget."""
     rows = []
     for fraction, k in zip(budgets, budget_sizes(budgets, data.n_train, data.name)):
         idx = select_subset(valuation, k, seed)
-        rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx),
+        rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx, cache),
                      "noisy_selected": float(data.noisy_mask[idx].mean())})
     return rows
 

@@ -1,19 +1,24 @@
 """Run a grid of cells: in parallel with joblib, each under a time limit, each result stored as it lands.
 
 A cell that raises or times out is recorded as failed with its message, and the run goes on. A worker
-process that dies (killed, out of memory) loses only the cells it was running: the pool is restarted for
-the remaining ones. Cells already in the store are skipped, so an interrupted run resumes where it was.
+process that dies (killed, out of memory) loses only the cells it was running: those are rerun one at a
+time in a fresh pool (a cell that kills its worker again is recorded failed, alone) and the rest of the
+grid goes on in parallel. Cells already in the store are skipped, so an interrupted run resumes where it
+was. The metrics' refits can be cached on disk across cells and runs (:mod:`bench.cache`).
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import signal
 import sys
 import time
 import traceback
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -21,15 +26,13 @@ import torch
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
+from bench.cache import FitCache
 from bench.grid import Cell
 from bench.learners import make_learner
 from bench.measure import measure
 from bench.metrics import budget_sizes, detection_curve, mislabel_auc, subset_value, test_performance
 from bench.registry import get_dataset, get_method, load_builtin, load_plugins
 from bench.store import ResultsStore
-
-MAX_POOL_RESTARTS = 3
-
 
 class CellTimeout(Exception):
     """The cell ran past its time limit."""
@@ -64,8 +67,12 @@ def load_cell_data(cell: Cell):
     return inject_noise(data, cell.noise_rate, seed=cell.seed)
 
 
-def evaluate_cell(cell: Cell) -> dict[str, Any]:
-    """Load data, fit the method (measured), and compute every metric; raises on any failure."""
+def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
+    """Load data, fit the method (measured), and compute every metric; raises on any failure.
+
+    With ``cache``, the metrics' retraining of the learner on a subset (and on all the data) is looked up
+    there first; the method's own fits are never cached (they are what the cell measures).
+    """
     data = load_cell_data(cell)
     learner_params = {k: v for k, v in cell.learner.items() if k != "name"}
     make = lambda: make_learner(cell.learner.get("name", "logreg"), data.n_features, data.n_classes,  # noqa: E731
@@ -78,11 +85,11 @@ def evaluate_cell(cell: Cell) -> dict[str, Any]:
     valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
     valuation.validate(cell.method, data.n_train, ks if cls.selects_sets else ())
     evaluator = make()
-    full = test_performance(data, evaluator)
+    full = test_performance(data, evaluator, cache=cache)
     return {
         "n_train": data.n_train, "n_features": data.n_features, "n_classes": data.n_classes,
         "n_noisy": int(data.noisy_mask.sum()), "learner_params": learner.describe(),
-        "budgets": subset_value(data, evaluator, valuation, cell.budgets, seed=cell.seed),
+        "budgets": subset_value(data, evaluator, valuation, cell.budgets, seed=cell.seed, cache=cache),
         "full_accuracy": full["accuracy"], "full_loss": full["loss"],
         "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
         "detection_curve": detection_curve(valuation.scores, data.noisy_mask, seed=cell.seed),
@@ -94,8 +101,14 @@ def evaluate_cell(cell: Cell) -> dict[str, Any]:
 
 
 def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | None = None,
-             threads: int = 1) -> dict[str, Any]:
-    """Evaluate one cell in this process and return its record; never raises for a failing method."""
+             threads: int = 1, cache_dir: str | None = None, inflight_dir: str | None = None) -> dict[str, Any]:
+    """Evaluate one cell in this process and return its record; never raises for a failing method.
+
+    ``cache_dir``: a :class:`bench.cache.FitCache` directory for the metrics' retraining (None: no cache).
+    ``inflight_dir``: where a marker file named by the cell's key stays while the cell runs, so that the
+    runner can tell which cells were running when a worker process died (best effort: a worker that cannot
+    write there, e.g. on another machine, simply leaves no marker).
+    """
     torch.set_num_threads(threads)
     load_builtin()
     load_plugins(list(plugins))
@@ -105,17 +118,35 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
                               "method_params": cell.method_params, "learner": cell.learner,
                               "budget_fractions": list(cell.budgets), "started_at": started,
                               "host": platform.node()}
+    marker = _mark_inflight(inflight_dir, cell.key)
     t0 = time.perf_counter()
+    cache = None
     try:
         with time_limit(time_limit_s):
-            record.update(evaluate_cell(cell), status="ok", error=None)
+            cache = FitCache(cache_dir) if cache_dir else None
+            record.update(evaluate_cell(cell, cache), status="ok", error=None)
     except CellTimeout as err:
         record.update(status="timeout", error=f"{cell.method}: {err}")
     except Exception as err:  # a failing method fails its own cell only
         tail = "".join(traceback.format_exception(err)[-3:])
         record.update(status="failed", error=f"{cell.method}: {type(err).__name__}: {err}", traceback=tail)
     record["cell_wall_s"] = time.perf_counter() - t0
+    if cache is not None:
+        record["fit_cache"] = cache.counts()
+    if marker is not None:
+        marker.unlink(missing_ok=True)
     return record
+
+
+def _mark_inflight(directory: str | None, key: str) -> Path | None:
+    if not directory:
+        return None
+    try:
+        marker = Path(directory) / key
+        marker.write_text(f"{os.getpid()} {platform.node()}\n")
+        return marker
+    except OSError:
+        return None
 
 
 def _worker_died_errors() -> tuple[type[BaseException], ...]:
@@ -147,39 +178,69 @@ def connect_dask(address: str | None, timeout_s: float = 5.0):
         raise DataError(f"cannot reach the dask scheduler at {address!r} within {timeout_s:g} s: {err}") from err
 
 
+def _died_record(cell: Cell, why: str) -> dict[str, Any]:
+    return {"key": cell.key, "dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
+            "noise_rate": cell.noise_rate, "dataset_params": cell.dataset_params,
+            "method_params": cell.method_params, "learner": cell.learner, "budget_fractions": list(cell.budgets),
+            "status": "failed", "error": f"{cell.method}: worker process died while running this cell ({why})"}
+
+
 def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tuple[str, ...] = (),
              time_limit_s: float | None = None, retry_failed: bool = False, progress: bool = True,
-             backend: str = "loky") -> dict[str, int]:
+             backend: str = "loky", cache_dir: str | Path | None = None) -> dict[str, int]:
     """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
 
     ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
     active ``dask.distributed.Client``; time limits then apply only where cells run in a main thread).
+    ``cache_dir``: where the metrics cache their fits (:mod:`bench.cache`); None turns the cache off.
+
+    When a worker process dies (killed, out of memory, a crash in native code) the pool is lost with every
+    cell it was running. Cells already stored stay; the cells that were in flight (their marker files are
+    left behind) are then rerun one at a time, each alone in a fresh worker, so that a cell that kills its
+    worker again is recorded as failed by itself; the rest of the grid then goes on in parallel. Where no
+    marker tells the suspects apart (workers on other machines) every remaining cell is isolated.
     """
     done = store.finished_keys(include_failed=not retry_failed)
     todo = [c for c in cells if c.key not in done]
     counts = {"total": len(cells), "skipped": len(cells) - len(todo), "ok": 0, "failed": 0}
     bar = tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
                file=sys.stderr, dynamic_ncols=True)
-    for attempt in range(MAX_POOL_RESTARTS + 1):
+    inflight = store.directory / ".inflight"
+    cache = str(cache_dir) if cache_dir else None
+
+    def land(record: dict[str, Any]) -> None:
+        store.append(record)
+        counts["ok" if record["status"] == "ok" else "failed"] += 1
+        bar.update(1)
+        bar.set_postfix(failed=counts["failed"])
+
+    def run_parallel(batch: list[Cell], n_jobs: int) -> None:
+        with parallel_config(backend=backend, n_jobs=n_jobs):
+            results = Parallel(return_as="generator_unordered")(
+                delayed(run_cell)(cell, plugins, time_limit_s, 1, cache, str(inflight)) for cell in batch)
+            for record in results:
+                land(record)
+
+    pending = todo
+    while pending:
+        shutil.rmtree(inflight, ignore_errors=True)
+        inflight.mkdir(parents=True, exist_ok=True)
         try:
-            with parallel_config(backend=backend, n_jobs=jobs):
-                results = Parallel(return_as="generator_unordered")(
-                    delayed(run_cell)(cell, plugins, time_limit_s) for cell in todo)
-                for record in results:
-                    store.append(record)
-                    counts["ok" if record["status"] == "ok" else "failed"] += 1
-                    bar.update(1)
-                    bar.set_postfix(failed=counts["failed"])
+            run_parallel(pending, jobs)
             break
-        except _worker_died_errors() as err:  # keep what landed, rerun the rest on a fresh pool
+        except _worker_died_errors() as err:  # keep what landed; find the culprit among the cells in flight
             finished = store.finished_keys()
-            todo = [c for c in todo if c.key not in finished]
-            print(f"\nworker pool failed ({type(err).__name__}: {err}); {len(todo)} cells left", file=sys.stderr)
-            if attempt == MAX_POOL_RESTARTS:
-                for cell in todo:
-                    store.append({"key": cell.key, "dataset": cell.dataset, "method": cell.method,
-                                  "seed": cell.seed, "noise_rate": cell.noise_rate, "status": "failed",
-                                  "error": f"{cell.method}: worker process died ({type(err).__name__})"})
-                    counts["failed"] += 1
+            left = [c for c in pending if c.key not in finished]
+            suspects = [c for c in left if (inflight / c.key).exists()] or left
+            print(f"\nworker pool failed ({type(err).__name__}); rerunning {len(suspects)} cell(s) that were "
+                  f"running, one at a time; {len(left) - len(suspects)} more to go", file=sys.stderr)
+            for cell in suspects:
+                try:  # alone in a fresh pool: n_jobs=2 keeps it off the main process for a single cell
+                    run_parallel([cell], 2 if backend == "loky" else jobs)
+                except _worker_died_errors() as again:
+                    land(_died_record(cell, type(again).__name__))
+            isolated = {c.key for c in suspects}
+            pending = [c for c in left if c.key not in isolated]
+    shutil.rmtree(inflight, ignore_errors=True)
     bar.close()
     return counts

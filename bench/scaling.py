@@ -1,0 +1,163 @@
+"""How each method's cost grows with the train size: ``python -m bench.scaling`` (``make scaling``).
+
+Every native method is fitted on the synthetic dataset at train sizes N (250 ... 10,000 by default; the
+validation and test splits stay fixed) and its ``fit`` is timed (wall seconds, median of a few repeats
+when a fit is fast). A method stops at the first size whose fit exceeds the time cap: that point is
+recorded as censored (``seconds >= cap``) and larger sizes are skipped. The empirical complexity
+exponent is the least-squares slope of log(seconds) on log(N) over the completed points:
+seconds ~ c * N^slope.
+
+Writes ``scaling.json`` (every point, and the slope per method), ``scaling.csv`` and ``scaling.png``
+(log-log seconds vs N, one line per method, slope in the legend) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.learners import make_learner
+from bench.metrics import budget_sizes
+from bench.registry import METHODS, get_dataset, get_method, load_builtin
+from bench.runner import CellTimeout, time_limit
+
+DEFAULT_SIZES = (250, 500, 1000, 2000, 5000, 10000)
+SMALL_FIT_S = 0.5  # fits faster than this are repeated (up to REPEATS) and the median is kept
+REPEATS = 5
+WARMUP_N, WARMUP_CAP_S = 100, 5.0
+
+
+def native_methods() -> list[str]:
+    """Registered methods implemented in this repository (not adapters of other libraries, not plugins)."""
+    load_builtin()
+    return sorted(name for name, cls in METHODS.items()
+                  if cls.__module__.startswith("methods.") and cls.__module__ != "methods.opendataval")
+
+
+def time_fit(method: str, n_train: int, cap_s: float, dataset: str = "synthetic", seed: int = 0,
+             n_valid: int = 200, n_test: int = 200, budgets: tuple[float, ...] = (0.1, 0.2)) -> dict[str, Any]:
+    """Wall seconds of one ``fit`` of ``method`` at ``n_train`` points (status ok, timeout or failed)."""
+    data = get_dataset(dataset)(seed=seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    cls = get_method(method)
+    kwargs = {"budgets": budget_sizes(budgets, data.n_train, data.name)} if cls.selects_sets else {}
+    row: dict[str, Any] = {"method": method, "n_train": n_train, "seconds": None, "repeats": 0, "status": "ok",
+                           "error": None}
+    times: list[float] = []
+    try:
+        with time_limit(cap_s):
+            while True:
+                learner = make_learner("logreg", data.n_features, data.n_classes, seed=seed)
+                t0 = time.perf_counter()
+                cls().fit(data, learner, seed, **kwargs)
+                times.append(time.perf_counter() - t0)
+                if sum(times) > SMALL_FIT_S or len(times) >= REPEATS:
+                    break
+    except CellTimeout:
+        if not times:
+            row.update(status="timeout", seconds=cap_s, error=f"over the cap of {cap_s:g} s")
+    except Exception as err:  # noqa: BLE001 - one method's failure is a row, not the end of the sweep
+        row.update(status="failed", error=f"{type(err).__name__}: {err}")
+    if times:
+        row.update(seconds=statistics.median(times), repeats=len(times))
+    return row
+
+
+def loglog_slope(rows: list[dict[str, Any]]) -> float | None:
+    """Least-squares slope of log(seconds) on log(N) over a method's completed points (None under 2)."""
+    pts = [(r["n_train"], r["seconds"]) for r in rows if r["status"] == "ok" and r["seconds"]]
+    if len(pts) < 2:
+        return None
+    n, s = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    return float(np.polyfit(n, s, 1)[0])
+
+
+def sweep(methods: list[str], sizes: list[int], cap_s: float, log=print) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for method in methods:
+        time_fit(method, WARMUP_N, min(WARMUP_CAP_S, cap_s))  # lazy imports and first-call costs, untimed
+        for n in sorted(sizes):
+            row = time_fit(method, n, cap_s)
+            rows.append(row)
+            shown = "-" if row["seconds"] is None else f"{row['seconds']:.4g} s"
+            log(f"{method:<14} N={n:<6} {row['status']:<8} {shown}" + (f"  ({row['error']})" if row["error"] else ""))
+            if row["status"] != "ok" or row["seconds"] > cap_s:
+                break  # larger sizes would only take longer
+    slopes = {m: loglog_slope([r for r in rows if r["method"] == m]) for m in methods}
+    return {"cap_s": cap_s, "sizes": sorted(sizes), "rows": rows, "slopes": slopes}
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scaling.json").write_text(json.dumps(result, indent=2))
+    with open(out / "scaling.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["method", "n_train", "seconds", "repeats", "status", "error"])
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    paths = [out / "scaling.json", out / "scaling.csv"]
+    try:
+        paths.append(plot(result, out / "scaling.png"))
+    except ImportError as err:  # the numbers are written; the figure is optional
+        print(f"warning: no plot ({err})", file=sys.stderr)
+    return paths
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for method, slope in result["slopes"].items():
+        rows = [r for r in result["rows"] if r["method"] == method and r["seconds"]]
+        ok = [r for r in rows if r["status"] == "ok"]
+        label = f"{method} (slope {slope:.2f})" if slope is not None else method
+        line, = ax.plot([r["n_train"] for r in ok], [r["seconds"] for r in ok], "o-", label=label)
+        capped = [r for r in rows if r["status"] == "timeout"]
+        if capped:
+            ax.plot([r["n_train"] for r in capped], [r["seconds"] for r in capped], "^", color=line.get_color())
+    ax.axhline(result["cap_s"], color="grey", ls=":", lw=1, label=f"cap {result['cap_s']:g} s (triangles: censored)")
+    ax.set(xscale="log", yscale="log", xlabel="train points N", ylabel="fit wall seconds",
+           title="Valuation cost vs train size (synthetic, logreg)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", help="comma-separated (default: every native method)")
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="train sizes N")
+    parser.add_argument("--cap", type=float, default=60.0, help="seconds per point; larger N skipped past it")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out", type=Path, default=Path("reports/scaling"))
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    load_builtin()
+    methods = args.methods.split(",") if args.methods else native_methods()
+    for m in methods:
+        get_method(m)
+    result = sweep(methods, [int(s) for s in args.sizes.split(",")], args.cap,
+                   log=lambda line: print(line, file=sys.stderr, flush=True))
+    for path in write_outputs(result, args.out):
+        print(path)
+    for method, slope in result["slopes"].items():
+        print(f"{method:<14} slope {'n/a' if slope is None else f'{slope:.2f}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
