@@ -39,5 +39,16 @@ reference-report: install
 test: install
 	$(PY) -m pytest
 
+# Runtime regression gate (bench/perfgate.py): the tests/perf benchmarks as ratios to a calibration workload,
+# compared with the committed perf/baseline.json; fails when one is more than TOLERANCE x slower.
+TOLERANCE ?= 1.5
+
+bench-ci: install
+	$(PY) -m bench.perfgate check --tolerance $(TOLERANCE)
+
+# Rewrite perf/baseline.json on purpose (median of 3 runs of the perf suite); commit it with the change that moved it.
+bench-baseline: install
+	$(PY) -m bench.perfgate baseline
+
 clean:
 	rm -rf $(VENV) reports/latest reports/run-* .pytest_cache

@@ -1,0 +1,67 @@
+"""The fixed workloads of the runtime-regression gate: one per native method, and the learner's fit.
+
+Each workload is small (well under a second per call here) and fully determined: fixed data, fixed
+hyper-parameters, and for the sampling methods a fixed amount of work (tmc-shapley and beta-shapley run
+exactly ``max_permutations`` permutations: ``window`` is larger, so the convergence stop never fires). A method
+that is not registered when the suite runs is skipped, so the suite works before and after a method lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bench.learners import make_learner
+from bench.protocol import Dataset
+from bench.registry import METHODS
+from tests.conftest import blobs
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``name`` keys the baseline; ``method`` is the registry name (None for a learner-only workload)."""
+
+    name: str
+    method: str | None
+    data: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    learner: str = "logreg"
+
+    def describe(self) -> str:
+        data = ", ".join(f"{k}={v}" for k, v in self.data.items())
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.method or self.learner + '.fit'}({params}) on blobs({data})"
+
+    def available(self) -> bool:
+        return self.method is None or self.method in METHODS
+
+    def build(self) -> Callable[[], Any]:
+        """A zero-argument callable doing the timed work once; data and method are built outside the timing."""
+        data: Dataset = blobs(**self.data)
+        learner = make_learner(self.learner, data.n_features, data.n_classes, seed=0)
+        if self.method is None:
+            return lambda: learner.fit(data.x_train, data.y_train)
+        method = METHODS[self.method](**self.params)
+        if getattr(method, "selects_sets", False):
+            budgets = [max(2, data.n_train // 10)]
+            return lambda: method.fit(data, learner, 0, budgets=budgets)
+        return lambda: method.fit(data, learner, 0)
+
+
+_HOSTCP_TINY = {"batch_size": 16, "epochs": 1, "dim": 8, "neighbours": 8, "max_valid": 64}
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("logreg.fit", None, {"n_train": 2000, "dim": 32, "n_classes": 5}),
+    Workload("mlp.fit", None, {"n_train": 500, "dim": 16, "n_classes": 3}, learner="mlp"),
+    Workload("random", "random", {"n_train": 2_000_000, "n_valid": 10, "n_test": 10}),
+    Workload("loo", "loo", {"n_train": 60, "n_valid": 60, "dim": 8}),
+    Workload("knn-shapley", "knn-shapley", {"n_train": 3000, "n_valid": 300, "dim": 16}),
+    Workload("tmc-shapley", "tmc-shapley", {"n_train": 60, "n_valid": 60, "dim": 6},
+             {"max_permutations": 10, "min_permutations": 10, "batch": 10, "window": 1000}),
+    Workload("beta-shapley", "beta-shapley", {"n_train": 60, "n_valid": 60, "dim": 6},
+             {"max_permutations": 10, "min_permutations": 10, "batch": 10, "window": 1000}),
+    Workload("banzhaf", "banzhaf", {"n_train": 60, "n_valid": 60, "dim": 6}, {"num_subsets": 64}),
+    Workload("influence", "influence", {"n_train": 2000, "n_valid": 300, "dim": 32, "n_classes": 5}),
+    Workload("hostcp", "hostcp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+    Workload("hostcp-lp", "hostcp-lp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+)
