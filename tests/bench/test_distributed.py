@@ -1,0 +1,68 @@
+"""The grid on a dask.distributed cluster (two local worker processes on loopback)."""
+
+import inspect
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("dask.distributed")
+
+from bench.cli import main  # noqa: E402
+from bench.runner import connect_dask  # noqa: E402
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
+# what differs between two runs of the same cell: where and when it ran, and how long it took
+VOLATILE = {"started_at", "host", "wall_s", "cpu_s", "peak_rss_mb", "cell_wall_s", "fit_cache"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def stable(run_dir: Path) -> dict[str, dict]:
+    return {r["key"]: {k: v for k, v in r.items() if k not in VOLATILE} for r in records(run_dir)}
+
+
+def test_dask_results_equal_local_results_for_deterministic_methods(cluster, tmp_path):
+    grid = ["run", "--methods", "knn-shapley,loo", "--datasets", "wine", "--seeds", "0", "--budgets", "0.1,0.5",
+            "--no-progress", "--no-cache", "--out", str(tmp_path)]
+    assert main([*grid, "--run-id", "local", "--jobs", "2"]) == 0
+    assert main([*grid, "--run-id", "dask", "--backend", "dask", "--scheduler", cluster.scheduler_address]) == 0
+    local, remote = stable(tmp_path / "local"), stable(tmp_path / "dask")
+    assert len(local) == 2 and all(r["status"] == "ok" for r in local.values())
+    assert remote == local
+
+
+def test_two_hundred_cells_on_the_cluster_each_exactly_once(cluster, tmp_path):
+    assert main(["--plugin", PLUGIN, "run", "--methods", "random,plugin-norm", "--datasets", "wine",
+                 "--seeds", ",".join(map(str, range(100))), "--budgets", "0.5", "--no-progress",
+                 "--out", str(tmp_path), "--run-id", "r", "--backend", "dask",
+                 "--scheduler", cluster.scheduler_address]) == 0
+    rows = records(tmp_path / "r")
+    assert len(rows) == 200 and len({r["key"] for r in rows}) == 200
+    assert all(r["status"] == "ok" for r in rows)
+    hosts_or_pids = {r["host"] for r in rows}
+    assert hosts_or_pids  # ran, recorded where
+
+
+def test_an_unreachable_scheduler_is_a_clear_usage_error_quickly(tmp_path, capsys):
+    assert inspect.signature(connect_dask).parameters["timeout_s"].default <= 10
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    code = main(["run", "--methods", "random", "--datasets", "wine", "--no-progress", "--out", str(tmp_path),
+                 "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert code == 2
+    assert f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}'" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 15
