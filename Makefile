@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install bench bench-quick report reference-report test bench-ci bench-baseline clean
+.PHONY: install bench bench-quick report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench-ci: install
 # Rewrite perf/baseline.json on purpose (median of 3 runs of the perf suite); commit it with the change that moved it.
 bench-baseline: install
 	$(PY) -m bench.perfgate baseline
+
+# Cost vs train size of every native method (synthetic data, 250 ... 10k points, SCALING_CAP s per point):
+# reports/scaling/scaling.{json,csv,png} with the log-log slope per method.
+SCALING_CAP ?= 60
+
+scaling: install
+	$(PY) -m bench.scaling --cap $(SCALING_CAP) --out $(OUT)/scaling
 
 clean:
 	rm -rf $(VENV) reports/latest reports/run-* .pytest_cache
