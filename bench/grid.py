@@ -54,6 +54,7 @@ class GridConfig:
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_limit: float = 600.0
+    exclude: list[dict[str, str]] = field(default_factory=list)  # e.g. {method = "loo", dataset = "mnist"}
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "GridConfig":
@@ -81,14 +82,23 @@ class GridConfig:
             if not 0 <= rate < 1:
                 raise DataError(f"noise rate {rate} is outside [0, 1)")
         check_budget_fractions(self.budgets)
+        for rule in self.exclude:
+            if not rule or set(rule) - {"method", "dataset"}:
+                raise DataError(f"exclude rule {rule} must name a method and/or a dataset, nothing else")
         for name, params in self.method_params.items():
             cls = get_method(name)
             for combo in _expand(params):
                 cls(**combo)  # raises on unknown parameters, naming the valid ones
 
+    def excluded(self, dataset: str, method: str) -> bool:
+        """Whether an ``exclude`` rule drops this (dataset, method) pair, e.g. a method too slow for a dataset."""
+        return any(_matches(rule, dataset, method) for rule in self.exclude)
+
     def cells(self) -> list[Cell]:
         cells = []
         for dataset, method, seed, rate in itertools.product(self.datasets, self.methods, self.seeds, self.noise):
+            if self.excluded(dataset, method):
+                continue
             for dparams in _expand(self.dataset_params.get(dataset, {})):
                 for mparams in _expand(self.method_params.get(method, {})):
                     cells.append(Cell(dataset=dataset, method=method, seed=int(seed), noise_rate=float(rate),
@@ -96,6 +106,10 @@ class GridConfig:
                                       method_params={**get_method(method).params, **mparams},
                                       learner=dict(self.learner)))
         return cells
+
+
+def _matches(rule: dict[str, str], dataset: str, method: str) -> bool:
+    return rule.get("dataset", dataset) == dataset and rule.get("method", method) == method
 
 
 def _expand(params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -52,3 +52,12 @@ def test_cell_keys_change_with_parameters_only():
     changed = GridConfig(methods=["loo"], datasets=["wine"], seeds=[0], method_params={"loo": {"utility": "neg_loss"}})
     assert grid.cells()[0].key == GridConfig(methods=["loo"], datasets=["wine"], seeds=[0]).cells()[0].key
     assert grid.cells()[0].key != changed.cells()[0].key
+
+
+def test_exclude_rules_drop_pairs_and_are_validated():
+    grid = GridConfig(methods=["loo", "random"], datasets=["wine", "digits"],
+                      exclude=[{"method": "loo", "dataset": "digits"}])
+    assert sorted((c.dataset, c.method) for c in grid.cells()) == [("digits", "random"), ("wine", "loo"),
+                                                                  ("wine", "random")]
+    with pytest.raises(Exception, match="must name a method and/or a dataset"):
+        GridConfig(methods=["loo"], datasets=["wine"], exclude=[{"seed": "1"}]).validate()
