@@ -1,7 +1,8 @@
 """A worker process killed under a cell: the run finishes, every cell once, the culprit failed alone."""
 
 import json
-import textwrap
+from pathlib import Path
+
 import pytest
 
 from bench.grid import GridConfig
@@ -11,52 +12,13 @@ from bench.store import ResultsStore
 
 load_builtin()
 
-KILLER = textwrap.dedent('''
-    """Test plugin: a method that SIGKILLs its own worker process (once, or every time)."""
-    import os
-    import signal
-    import time
-
-    import numpy as np
-
-    from bench import Valuation, ValuationMethod, register_method
-
-
-    @register_method
-    class Killer(ValuationMethod):
-        """Kills its worker on the first call (marker file absent), or on every call with always=1."""
-
-        name = "plugin-killer"
-        params = {"marker": "", "always": 0, "delay": 0.0}
-
-        def fit(self, data, learner, seed):
-            time.sleep(self.config["delay"])
-            marker = self.config["marker"]
-            if self.config["always"] or not os.path.exists(marker):
-                open(marker, "w").close()
-                os.kill(os.getpid(), signal.SIGKILL)
-            return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
-
-
-    @register_method
-    class Nap(ValuationMethod):
-        """Sleeps ``seconds`` then returns random scores."""
-
-        name = "plugin-nap"
-        params = {"seconds": 0.0}
-
-        def fit(self, data, learner, seed):
-            time.sleep(self.config["seconds"])
-            return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
-''')
+PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 
 
 @pytest.fixture
-def plugin(tmp_path):
-    path = tmp_path / "killer_plugin.py"
-    path.write_text(KILLER)
-    load_plugins([str(path)])
-    return str(path)
+def plugin():
+    load_plugins([PLUGIN])
+    return PLUGIN
 
 
 def lines(run_dir):
@@ -66,8 +28,8 @@ def lines(run_dir):
 
 
 def cells(killer_params, nap_seeds=(0, 1, 2)):
-    naps = GridConfig(methods=["plugin-nap"], datasets=["wine"], seeds=list(nap_seeds), budgets=[0.5],
-                      method_params={"plugin-nap": {"seconds": 0.3}}).cells()
+    naps = GridConfig(methods=["plugin-sleepy"], datasets=["wine"], seeds=list(nap_seeds), budgets=[0.5],
+                      method_params={"plugin-sleepy": {"seconds": 0.3}}).cells()
     killer = GridConfig(methods=["plugin-killer"], datasets=["wine"], seeds=[0], budgets=[0.5],
                         method_params={"plugin-killer": killer_params}).cells()
     return killer + naps

@@ -1,5 +1,7 @@
-"""Methods registered from outside the suite, loaded with ``--plugin``: one good, one broken, one slow."""
+"""Methods registered from outside the suite, loaded with ``--plugin``: good, broken, slow, and worker-killing."""
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -37,4 +39,20 @@ class Sleepy(ValuationMethod):
 
     def fit(self, data, learner, seed):
         time.sleep(self.config["seconds"])
+        return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
+
+
+@register_method
+class Killer(ValuationMethod):
+    """Plugin test method that SIGKILLs its worker on the first call (marker file absent), or always with always=1."""
+
+    name = "plugin-killer"
+    params = {"marker": "", "always": 0, "delay": 0.0}
+
+    def fit(self, data, learner, seed):
+        time.sleep(self.config["delay"])
+        marker = self.config["marker"]
+        if self.config["always"] or not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
         return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
