@@ -7,6 +7,9 @@ error (unknown name, bad budget or noise rate, unreadable config).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -110,8 +113,6 @@ def command_list() -> None:
 
 
 def command_run(args: argparse.Namespace) -> None:
-    import hashlib
-
     config = grid_from_args(args)
     client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()
@@ -146,9 +147,6 @@ def _render_report(run_dir: Path) -> None:
 
 
 def _config_json(config: GridConfig, plugins: list[str]) -> str:
-    import dataclasses
-    import json
-
     return json.dumps({**dataclasses.asdict(config), "plugins": plugins}, indent=2)
 
 

@@ -15,11 +15,11 @@ from typing import Callable
 
 from bench.protocol import DataError, Dataset, ValuationMethod
 
-METHODS: dict[str, type[ValuationMethod]] = {}
-DATASETS: dict[str, Callable[..., Dataset]] = {}
-UNAVAILABLE: dict[str, str] = {}  # plugin family -> why it registered nothing (e.g. an optional package missing)
-
 DatasetLoader = Callable[..., Dataset]
+
+METHODS: dict[str, type[ValuationMethod]] = {}
+DATASETS: dict[str, DatasetLoader] = {}
+UNAVAILABLE: dict[str, str] = {}  # plugin family -> why it registered nothing (e.g. an optional package missing)
 
 
 class UnknownNameError(KeyError):

@@ -14,6 +14,7 @@ import platform
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -41,8 +42,6 @@ class CellTimeout(Exception):
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread of a process only)."""
-    import threading
-
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
