@@ -131,19 +131,26 @@ class Valuation:
         return self
 
 
+FAMILIES = ("valuation", "set-selection", "reference", "peer")
+"""How the report groups methods: per-point valuation (top-k by score), set selectors (their own subsets:
+HOST-CP and coresets), references (random, oracle-greedy), and peers from other libraries (odv-*, pydvl-*)."""
+
+
 class ValuationMethod:
     """Base class of every valuation method; subclass it and decorate with ``@register_method``.
 
     Class attributes: ``name`` (the registry key), ``params`` (defaults of every hyper-parameter; the
     runner expands lists given on the command line into a grid), ``description`` (one line for
-    ``python -m bench list``) and ``selects_sets`` (True for methods that pick subsets themselves; their
-    ``fit`` then also receives ``budgets``, the subset sizes the harness will evaluate).
+    ``python -m bench list``), ``selects_sets`` (True for methods that pick subsets themselves; their
+    ``fit`` then also receives ``budgets``, the subset sizes the harness will evaluate) and ``family``
+    (one of :data:`FAMILIES`, how reports group and colour methods).
     """
 
     name: ClassVar[str] = ""
     params: ClassVar[Mapping[str, Any]] = {}
     description: ClassVar[str] = ""
     selects_sets: ClassVar[bool] = False
+    family: ClassVar[str] = "valuation"
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))

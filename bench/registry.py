@@ -13,7 +13,7 @@ import sys
 from importlib import metadata
 from typing import Callable
 
-from bench.protocol import DataError, Dataset, ValuationMethod
+from bench.protocol import FAMILIES, DataError, Dataset, ValuationMethod
 
 DatasetLoader = Callable[..., Dataset]
 
@@ -33,6 +33,8 @@ def register_method(cls: type[ValuationMethod]) -> type[ValuationMethod]:
     """Class decorator: make ``cls`` available to the harness under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__qualname__} must set a non-empty class attribute `name`")
+    if cls.family not in FAMILIES:
+        raise ValueError(f"method {cls.name!r}: family must be one of {FAMILIES}, got {cls.family!r}")
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is already registered by {METHODS[cls.name].__qualname__}")
     METHODS[cls.name] = cls

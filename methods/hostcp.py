@@ -127,6 +127,7 @@ class HostCP(ValuationMethod):
 
     name = "hostcp"
     selects_sets = True
+    family = "set-selection"
     params = {"batch_size": 32, "epochs": 3, "fraction": 0.15, "tau": 0.9, "gamma": 0.1, "dim": 32,
               "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
               "max_valid": 1000, "pad": "far"}

@@ -175,6 +175,7 @@ class OpenDataValMethod(ValuationMethod):
     """Base of the ``odv-*`` methods: build the evaluator, feed it the splits and the learner, read values."""
 
     evaluator: str = ""
+    family = "peer"
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         torch.manual_seed(seed)  # DVRL's value network and torch-side sampling

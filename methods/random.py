@@ -14,6 +14,7 @@ class RandomValuation(ValuationMethod):
     """Uniform random scores: random subsets and chance-level (AUC 0.5) mislabel detection."""
 
     name = "random"
+    family = "reference"
     params = {}
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:

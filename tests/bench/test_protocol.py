@@ -56,3 +56,15 @@ def test_valuation_checks_subsets():
 def test_blobs_fixture_is_deterministic():
     a, b = blobs(seed=3), blobs(seed=3)
     assert np.array_equal(a.x_train, b.x_train)
+
+
+def test_every_registered_method_names_a_known_family():
+    from bench.protocol import FAMILIES
+    from bench.registry import METHODS, load_builtin
+
+    load_builtin()
+    families = {name: cls.family for name, cls in METHODS.items()}
+    assert set(families.values()) <= set(FAMILIES)
+    assert families["random"] == "reference" and families["hostcp"] == "set-selection"
+    assert families["knn-shapley"] == "valuation"
+    assert all(f == "peer" for name, f in families.items() if name.startswith("odv-"))
