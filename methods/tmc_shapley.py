@@ -69,10 +69,12 @@ class BatchedPrefixFits:
     speed comes from; it is used only while P is small enough for dense Hessians.
     """
 
-    def __init__(self, utility: Utility, max_iter: int = 100) -> None:
+    def __init__(self, utility: Utility, max_iter: int = 100, tol: float | None = None) -> None:
+        """``tol``: stop when every gradient entry is below it (default: the learner's L-BFGS ``tol``)."""
         learner = utility.learner
         data = utility.data
-        self.utility, self.max_iter, self.tol, self.l2 = utility, max_iter, learner.tol, learner.l2
+        self.utility, self.max_iter, self.l2 = utility, max_iter, learner.l2
+        self.tol = learner.tol if tol is None else tol
         self.c = data.n_classes
         self.x1 = _augment(data.x_train)
         self.y1 = torch.nn.functional.one_hot(torch.as_tensor(data.y_train), self.c).double()
