@@ -227,7 +227,7 @@ class Influence(ValuationMethod):
             except NotPositiveDefinite as error:
                 raise MethodError(f"method 'influence': {error} at the {learner.name} fit (a non-convex model "
                                   f"need not sit at a strict minimum): increase damping (now {damping})") from None
-        return Valuation(scores=values, utility_evals=1, extra={"solver": solver})
+        return Valuation(scores=values, utility_evals=1, extra={"solver": solver, "damping": damping})
 
     def _checked_params(self, learner: Learner) -> tuple[float, int]:
         """``damping`` and ``max_exact_params``, refused before any work when this learner cannot use them."""
