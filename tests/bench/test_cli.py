@@ -34,7 +34,7 @@ def test_list_shows_methods_datasets_and_plugins():
     (["--methods", "random", "--datasets", "wine", "--budgets", "1.5"], "budget 1.5 is invalid"),
     (["--methods", "random", "--datasets", "wine", "--noise", "1.0"], "noise rate 1.0 is outside [0, 1)"),
     (["--methods", "loo", "--datasets", "wine", "--set", "loo.bogus=1"],
-     "method 'loo': unknown parameter(s) ['bogus']; valid: ['utility', 'warm_start']"),
+     "method 'loo': unknown parameter(s) ['bogus']; valid: ['block', 'newton_max_params', 'utility', 'warm_start']"),
     (["--config", "missing.toml"], "config file missing.toml not found"),
 ])
 def test_usage_errors_exit_2_with_a_clear_message(args, message, tmp_path, capsys):
