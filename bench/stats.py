@@ -197,6 +197,7 @@ def cheapest_near_best(areas: pd.DataFrame, seconds: pd.DataFrame, families: dic
     median_s = seconds.groupby(["setting", "method"], sort=False).wall_s.median()
     rows = []
     for setting, here in areas.groupby("setting", sort=False):
+        random_area = here.area[here.method == REFERENCE]
         here = here[here.method.map(lambda m: families.get(m) != "reference")].set_index("method")
         if here.empty:
             continue
@@ -206,9 +207,10 @@ def cheapest_near_best(areas: pd.DataFrame, seconds: pd.DataFrame, families: dic
         cheapest = min(near, key=lambda m: (math.inf if math.isnan(cost[m]) else cost[m], -here.area[m]))
         rows.append({"setting": setting, "best": best, "best_area": here.area[best],
                      "best_s": median_s.get((setting, best), math.nan), "cheapest": cheapest,
-                     "cheapest_area": here.area[cheapest], "cheapest_s": cost[cheapest]})
+                     "cheapest_area": here.area[cheapest], "cheapest_s": cost[cheapest],
+                     "random_area": random_area.iloc[0] if len(random_area) else math.nan})
     return pd.DataFrame(rows, columns=["setting", "best", "best_area", "best_s", "cheapest", "cheapest_area",
-                                       "cheapest_s"])
+                                       "cheapest_s", "random_area"])
 
 
 @dataclass
@@ -251,11 +253,12 @@ def near_best_lines(result: Verdict) -> dict[str, str]:
     """One sentence per setting: the best area, and the cheapest method within one point of it."""
     lines = {}
     for row in result.near_best.itertuples():
+        line = f"best over the budgets: {row.best} (mean accuracy {row.best_area:.3f}, {row.best_s:.3g} s)"
         if row.cheapest == row.best:
-            lines[row.setting] = (f"best over the budgets: {row.best} (mean accuracy {row.best_area:.3f}, "
-                                  f"{row.best_s:.3g} s); nothing cheaper is within one point of it")
+            line += "; nothing cheaper is within one point of it"
         else:
-            lines[row.setting] = (f"best over the budgets: {row.best} (mean accuracy {row.best_area:.3f}, "
-                                  f"{row.best_s:.3g} s); cheapest within one point: {row.cheapest} "
-                                  f"({row.cheapest_area:.3f}, {row.cheapest_s:.3g} s)")
+            line += f"; cheapest within one point: {row.cheapest} ({row.cheapest_area:.3f}, {row.cheapest_s:.3g} s)"
+        if not math.isnan(row.random_area):
+            line += f"; random: {row.random_area:.3f}"
+        lines[row.setting] = line
     return lines
