@@ -10,6 +10,7 @@ seaborn uses by default both noisy and too narrow).
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,12 @@ def _facets(n: int, panel: tuple[float, float] = PANEL, sharey: bool = False):
     return fig, flat[:n]
 
 
+def _suptitle(fig, text: str) -> None:
+    """A figure title wrapped to the figure's width, so a narrow figure never clips it."""
+    chars = max(30, int(fig.get_figwidth() * 13))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=10)
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, facecolor="white")
     plt.close(fig)
@@ -130,7 +137,7 @@ def _highlighted_curves(ax, here: pd.DataFrame, x: str, y: str, palette: dict, f
                             alpha=0.15, lw=0)
             ax.plot(curve[x], curve["mean"], color=palette[method], marker="o", ms=4, lw=2.4, zorder=4)
         else:
-            ax.plot(curve[x], curve["mean"], color=palette[method], lw=1.0, alpha=0.45, zorder=2)
+            ax.plot(curve[x], curve["mean"], color=palette[method], lw=1.2, alpha=0.6, ls="-", zorder=3)
 
 
 def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
@@ -161,8 +168,8 @@ def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path, famili
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         full_line = Line2D([], [], color="0.25", ls="--", lw=1.1, label="all train data")
         _family_legend(fig, palette, families, methods, [full_line])
-        fig.suptitle("Subset value: accuracy retrained on the top-valued subset. Bold: each family's best "
-                     "(mean, 95% CI over seeds)", fontsize=10)
+        _suptitle(fig, "Subset value: accuracy retrained on the top-valued subset. Bold: each family's best "
+                     "(mean, 95% CI over seeds)")
         return _save(fig, path)
 
 
@@ -185,8 +192,8 @@ def removal_figure(removal: pd.DataFrame, palette: dict, path: Path, families: d
             ax.set_ylabel("test accuracy")
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         _family_legend(fig, palette, families, methods)
-        fig.suptitle("Point removal: accuracy after removing the top-valued points, lower is better. Bold: "
-                     "each family's best (mean, 95% CI over seeds)", fontsize=10)
+        _suptitle(fig, "Point removal: accuracy after removing the top-valued points, lower is better. Bold: "
+                     "each family's best (mean, 95% CI over seeds)")
         return _save(fig, path)
 
 
@@ -233,7 +240,7 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
         front_line = Line2D([], [], color="0.3", ls="--", lw=1.0, marker="o", mfc="white", mec="black",
                             label="Pareto front")
         _family_legend(fig, palette, families, methods, [front_line])
-        fig.suptitle("Quality vs cost: area under the subset-value curve (95% CI) against fit time", fontsize=10)
+        _suptitle(fig, "Quality vs cost: area under the subset-value curve (95% CI) against fit time")
         return _save(fig, path)
 
 
@@ -277,7 +284,7 @@ def detection_figure(detection: pd.DataFrame, palette: dict, path: Path, familie
         extra = [Line2D([], [], color="0.45", ls=":", lw=1.1, label="random order"),
                  Line2D([], [], color="0.25", ls="--", lw=1.0, label="perfect detector")]
         _family_legend(fig, palette, families or {}, methods, extra)
-        fig.suptitle("Mislabel detection curves. Bold: each family's best (mean, 95% CI over seeds)", fontsize=10)
+        _suptitle(fig, "Mislabel detection curves. Bold: each family's best (mean, 95% CI over seeds)")
         return _save(fig, path)
 
 
@@ -372,5 +379,5 @@ def cost_vs_size_figure(cells: pd.DataFrame, palette: dict, path: Path, families
             ax.set_xticks(sizes, [str(int(n)) for n in sizes])
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         _family_legend(fig, palette, families or {}, methods)
-        fig.suptitle("Cost vs train-set size (dots: seeds, line: mean)", fontsize=10)
+        _suptitle(fig, "Cost vs train-set size (dots: seeds, line: mean)")
         return _save(fig, path)
