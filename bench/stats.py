@@ -148,10 +148,15 @@ def rank_analysis(budgets: pd.DataFrame, alpha: float = 0.05) -> RankAnalysis:
         return RankAnalysis(table, dropped, None, "autorank is not installed (pip install autorank)")
     frame = table.copy()
     frame.columns = [str(c) for c in frame.columns]
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = autorank(frame.reset_index(drop=True), alpha=alpha, verbose=False, order="descending",
-                          force_mode="nonparametric")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = autorank(frame.reset_index(drop=True), alpha=alpha, verbose=False, order="descending",
+                              force_mode="nonparametric")
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as err:  # e.g. every method tied everywhere
+        return RankAnalysis(table, dropped, None, f"autorank could not rank this table ({err})")
+    if not np.isfinite(result.pvalue):
+        return RankAnalysis(table, dropped, None, "the Friedman statistic is undefined (every block tied)")
     return RankAnalysis(table, dropped, result)
 
 

@@ -97,3 +97,9 @@ def test_pareto_front_keeps_the_undominated_points_by_cost():
     cost = np.array([1.0, 2.0, 0.5, 3.0, 2.0])
     quality = np.array([0.7, 0.8, 0.6, 0.75, 0.8])
     assert pareto_front(cost, quality).tolist() == [2, 0, 1, 4]  # 3 is dearer and worse than 1
+
+
+def test_an_all_tied_table_gets_a_reason_not_an_error():
+    tied = frame([(f"set{b}", m, 0, 0.1, 0.5) for b in range(6) for m in "abc"])
+    analysis = rank_analysis(tied)
+    assert analysis.result is None and "tied" in analysis.reason
