@@ -104,6 +104,8 @@ def _family_legend(fig, palette: dict, families: dict[str, str], methods: list[s
     if extra:
         columns.append([Line2D([], [], lw=0, label="lines:"), *extra])
     rows = max(len(c) for c in columns)
+    longest = max(len(h.get_label()) for c in columns for h in c)
+    fig.set_figwidth(max(fig.get_figwidth(), len(columns) * (0.6 + 0.075 * longest) + 0.4))  # never clip the legend
     blank = lambda: Line2D([], [], lw=0, label=" ")  # noqa: E731
     handles = [h for c in columns for h in c + [blank() for _ in range(rows - len(c))]]
     legend = fig.legend(handles=handles, loc="outside lower center", ncols=len(columns), frameon=False)
