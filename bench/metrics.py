@@ -109,3 +109,60 @@ def detection_curve(scores: np.ndarray, noisy_mask: np.ndarray, seed: int = 0,
     found = np.concatenate([[0], np.cumsum(noisy_mask[order])]) / noisy_mask.sum()
     inspected = np.round(grid * len(order)).astype(int)
     return {"inspected": grid.tolist(), "found": found[inspected].tolist()}
+
+
+def two_means_split(values: np.ndarray) -> np.ndarray:
+    """Indices of the lower cluster of the exact 2-means split of 1-D ``values`` (OpenDataVal's 2-NN clustering).
+
+    Sorted ascending (stable), the split point s in 1..n-1 minimises the summed squared deviation of the two
+    groups values[:s] and values[s:] from their means; the first minimiser wins, as in OpenDataVal 1.3.0's
+    ``oned_twonn_clustering`` (Grønlund et al. 2017, exact k-means in 1-D). Vectorised with prefix sums.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(values, kind="stable")
+    n = len(values)
+    if n < 2:
+        raise DataError(f"a 2-means split needs at least two values, got {n}")
+    sums = np.concatenate([[0.0], np.cumsum(values[order])])
+    squares = np.concatenate([[0.0], np.cumsum(values[order] ** 2)])
+
+    def cost(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # squared deviation of sorted[i..j], as OpenDataVal writes it
+        total = sums[j + 1] - sums[i]
+        mean = total / (j - i + 1)
+        return mean**2 * (j - i + 1) + (squares[j + 1] - squares[i]) - 2 * mean * total
+
+    split = np.arange(1, n)
+    best = split[np.argmin(cost(np.zeros_like(split), split - 1) + cost(split, np.full_like(split, n - 1)))]
+    return order[:best]
+
+
+def kmeans_f1(scores: np.ndarray, noisy_mask: np.ndarray) -> float | None:
+    """F1 of calling the lower 2-means cluster of the values "flipped" (OpenDataVal's ``noisy_detection``).
+
+    F1 = 2 TP / (2 TP + FP + FN) against the flipped labels; None when no label was flipped.
+    """
+    noisy_mask = np.asarray(noisy_mask, dtype=bool)
+    if not noisy_mask.any():
+        return None
+    flagged = np.zeros(len(noisy_mask), dtype=bool)
+    flagged[two_means_split(scores)] = True
+    tp = int((flagged & noisy_mask).sum())
+    return 2 * tp / (2 * tp + int((flagged & ~noisy_mask).sum()) + int((~flagged & noisy_mask).sum()))
+
+
+REMOVAL_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def removal_curve(data: Dataset, learner: Learner, scores: np.ndarray, fractions: Sequence[float] = REMOVAL_FRACTIONS,
+                  seed: int = 0, cache: "FitCache | None" = None) -> dict[str, list[float]]:
+    """Test accuracy of the learner retrained after removing the highest-valued fraction of the train split.
+
+    The point-removal task of OpenDataVal (``remove_high_low``, "remove most influential first") and pyDVL:
+    a good valuation loses accuracy fastest. Points are ranked by ``scores`` for every method, set selectors
+    included (their scores rank points too: HOST-CP's are its accumulated selection weights), since removal
+    asks which points matter most, not which subset of a size is best. Ties are broken at random (seeded).
+    """
+    order = rank_by_value(scores, seed)
+    removed = [int(round(f * data.n_train)) for f in fractions]
+    accuracy = [test_performance(data, learner, order[k:], cache)["accuracy"] for k in removed]
+    return {"removed": [float(f) for f in fractions], "accuracy": accuracy}

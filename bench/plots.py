@@ -10,6 +10,7 @@ seaborn uses by default both noisy and too narrow).
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from scipy import stats  # noqa: E402
+
+from bench.stats import mean_ci  # noqa: E402
 
 DPI = 100
 PANEL = (3.4, 2.8)  # inches per facet
@@ -36,25 +38,22 @@ RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsiz
       "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.dpi": DPI, "savefig.dpi": DPI}
 
 
-def method_palette(methods: list[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per method, assigned in sorted-name order: the same run always maps a method to one colour."""
+FAMILY_COLOURS = {"valuation": "Blues", "set-selection": "Greens", "reference": "Greys", "peer": "Oranges"}
+FAMILY_ORDER = list(FAMILY_COLOURS)
+
+
+def method_palette(methods: list[str], families: dict[str, str] | None = None) -> dict[str, tuple[float, float, float]]:
+    """One colour per method: a hue per family (valuation blues, set selection greens, references greys, peers
+    oranges), shades within a family in sorted-name order, so the same run always maps a method to one colour."""
+    families = families or {}
     names = sorted(set(methods))
-    # colour-blind safe; orange and vermillion sit apart so that small runs get clearly distinct hues
-    base = [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 4, 3, 7, 5, 9, 6, 8)]
-    colours = base if len(names) <= 10 else sns.color_palette("tab20", len(names))
-    return {name: tuple(colours[i % len(colours)]) for i, name in enumerate(names)}
-
-
-def mean_ci(values: pd.Series | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the Student-t confidence interval of the mean; the interval collapses for a single value."""
-    values = np.asarray(pd.Series(values).dropna(), dtype=float)
-    if len(values) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    palette = {}
+    for family, cmap in FAMILY_COLOURS.items():
+        members = [m for m in names if families.get(m, "valuation") == family]
+        shades = np.linspace(0.9, 0.45, len(members)) if len(members) > 1 else [0.7]
+        colours = sns.color_palette(cmap, as_cmap=True)
+        palette.update({m: tuple(colours(float(s)))[:3] for m, s in zip(members, shades)})
+    return palette
 
 
 @contextmanager
@@ -75,9 +74,10 @@ def _facets(n: int, panel: tuple[float, float] = PANEL, sharey: bool = False):
     return fig, flat[:n]
 
 
-def _method_legend(fig, palette: dict, methods: list[str], extra: list[Line2D] = ()) -> None:
-    handles = [Line2D([], [], color=palette[m], lw=2, marker="o", ms=4, label=m) for m in methods] + list(extra)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+def _suptitle(fig, text: str) -> None:
+    """A figure title wrapped to the figure's width, so a narrow figure never clips it."""
+    chars = max(30, int(fig.get_figwidth() * 13))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=10)
 
 
 def _save(fig, path: Path) -> Path:
@@ -92,24 +92,71 @@ def _curve_summary(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[x, "mean", "low", "high"])
 
 
-def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path) -> Path:
+def _family_legend(fig, palette: dict, families: dict[str, str], methods: list[str],
+                   extra: list[Line2D] = ()) -> None:
+    """A legend with one column per family (headed by its name), so a reader finds each family's methods."""
+    columns = []
+    for family in FAMILY_ORDER:
+        members = [m for m in methods if families.get(m, "valuation") == family]
+        if members:
+            columns.append([Line2D([], [], lw=0, label=f"{family}:")] +
+                           [Line2D([], [], color=palette[m], lw=2, marker="o", ms=4, label=m) for m in members])
+    if extra:
+        columns.append([Line2D([], [], lw=0, label="lines:"), *extra])
+    rows = max(len(c) for c in columns)
+    longest = max(len(h.get_label()) for c in columns for h in c)
+    fig.set_figwidth(max(fig.get_figwidth(), len(columns) * (0.6 + 0.075 * longest) + 0.4))  # never clip the legend
+    blank = lambda: Line2D([], [], lw=0, label=" ")  # noqa: E731
+    handles = [h for c in columns for h in c + [blank() for _ in range(rows - len(c))]]
+    legend = fig.legend(handles=handles, loc="outside lower center", ncols=len(columns), frameon=False)
+    for text in legend.get_texts():
+        if text.get_text().endswith(":"):
+            text.set_fontweight("bold")
+
+
+def family_bests(scores: pd.Series, families: dict[str, str], higher: bool = True) -> set[str]:
+    """Per family, the method with the best score (``scores`` indexed by method)."""
+    scores = scores.dropna()
+    bests = set()
+    for family in FAMILY_ORDER:
+        members = scores[[families.get(m, "valuation") == family for m in scores.index]]
+        if not members.empty:
+            bests.add(members.idxmax() if higher else members.idxmin())
+    return bests
+
+
+def _highlighted_curves(ax, here: pd.DataFrame, x: str, y: str, palette: dict, families: dict[str, str],
+                        higher: bool) -> None:
+    """Each family's best curve (by mean y over x) bold with its 95 % band; the others thin and faded."""
+    methods = sorted(here.method.unique())
+    bests = family_bests(here.groupby("method")[y].mean(), families, higher)
+    for method in sorted(methods, key=lambda m: m in bests):  # highlighted curves on top
+        curve = _curve_summary(here[here.method == method], x, y)
+        if curve.empty:
+            continue
+        if method in bests:
+            ax.fill_between(curve[x], curve.low.clip(0, 1), curve.high.clip(0, 1), color=palette[method],
+                            alpha=0.15, lw=0)
+            ax.plot(curve[x], curve["mean"], color=palette[method], marker="o", ms=4, lw=2.4, zorder=4)
+        else:
+            ax.plot(curve[x], curve["mean"], color=palette[method], lw=1.2, alpha=0.6, ls="-", zorder=3)
+
+
+def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
     """Test accuracy vs budget fraction, one panel per setting; full-data accuracy dashed.
 
-    ``budgets`` columns: setting, method, seed, fraction, accuracy, full_accuracy.
+    Each family's best method in a panel (highest mean accuracy over the budgets) is drawn bold with its
+    95 % band, the rest thin and faded. ``budgets`` columns: setting, method, seed, fraction, accuracy,
+    full_accuracy.
     """
+    families = families or {}
     settings = list(dict.fromkeys(budgets.setting))
     methods = sorted(budgets.method.unique())
     with _style():
         fig, axes = _facets(len(settings))
         for ax, setting in zip(axes, settings):
             here = budgets[budgets.setting == setting]
-            for method in methods:
-                curve = _curve_summary(here[here.method == method], "fraction", "accuracy")
-                if curve.empty:
-                    continue
-                ax.fill_between(curve.fraction, curve.low.clip(0, 1), curve.high.clip(0, 1), color=palette[method],
-                                alpha=0.15, lw=0)
-                ax.plot(curve.fraction, curve["mean"], color=palette[method], marker="o", ms=3.5, lw=1.6)
+            _highlighted_curves(ax, here, "fraction", "accuracy", palette, families, higher=True)
             # full-data accuracy is a property of the dataset and seed, not of the method
             full = here.drop_duplicates("seed").full_accuracy.mean()
             ax.axhline(full, color="0.25", ls="--", lw=1.1)
@@ -122,13 +169,101 @@ def subset_value_figure(budgets: pd.DataFrame, palette: dict, path: Path) -> Pat
             ax.set_xlim(0, min(1.0, budgets.fraction.max() * 1.08))
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         full_line = Line2D([], [], color="0.25", ls="--", lw=1.1, label="all train data")
-        _method_legend(fig, palette, methods, [full_line])
-        fig.suptitle("Subset value: accuracy of the learner retrained on the top-valued subset "
-                     "(mean, 95% CI over seeds)", fontsize=10)
+        _family_legend(fig, palette, families, methods, [full_line])
+        _suptitle(fig, "Subset value: accuracy retrained on the top-valued subset. Bold: each family's best "
+                     "(mean, 95% CI over seeds)")
         return _save(fig, path)
 
 
-def detection_figure(detection: pd.DataFrame, palette: dict, path: Path) -> Path:
+def removal_figure(removal: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
+    """Test accuracy after removing the highest-valued fraction, one panel per setting (lower = better values).
+
+    Each family's best method (lowest mean accuracy over the removed fractions: its top points mattered
+    most) is bold with its band. ``removal`` columns: setting, method, seed, removed, accuracy.
+    """
+    families = families or {}
+    settings = list(dict.fromkeys(removal.setting))
+    methods = sorted(removal.method.unique())
+    with _style():
+        fig, axes = _facets(len(settings))
+        for ax, setting in zip(axes, settings):
+            here = removal[removal.setting == setting]
+            _highlighted_curves(ax, here, "removed", "accuracy", palette, families, higher=False)
+            ax.set_title(setting)
+            ax.set_xlabel("highest-valued points removed")
+            ax.set_ylabel("test accuracy")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        _family_legend(fig, palette, families, methods)
+        _suptitle(fig, "Point removal: accuracy after removing the top-valued points, lower is better. Bold: "
+                     "each family's best (mean, 95% CI over seeds)")
+        return _save(fig, path)
+
+
+def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both axes (cost lower or equal, quality higher or equal,
+    one strictly), sorted by cost."""
+    cost, quality = np.asarray(cost, float), np.asarray(quality, float)
+    dominated = ((cost[None, :] <= cost[:, None]) & (quality[None, :] >= quality[:, None])
+                 & ((cost[None, :] < cost[:, None]) | (quality[None, :] > quality[:, None]))).any(axis=1)
+    front = np.flatnonzero(~dominated)
+    return front[np.argsort(cost[front], kind="stable")]
+
+
+def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
+    """Area under the subset-value curve vs median fit seconds (log x), one panel per setting, Pareto front marked.
+
+    ``points`` columns: setting, method, area, low, high (its 95 % CI over seeds), seconds.
+    """
+    families = families or {}
+    settings = list(dict.fromkeys(points.setting))
+    methods = sorted(points.method.unique())
+    with _style():
+        fig, axes = _facets(len(settings), panel=(3.6, 3.0))
+        for ax, setting in zip(axes, settings):
+            here = points[points.setting == setting].reset_index(drop=True)
+            seconds = here.seconds.clip(lower=MIN_SECONDS).to_numpy()
+            front = pareto_front(seconds, here.area.to_numpy())
+            ax.step(seconds[front], here.area.to_numpy()[front], where="post", color="0.3", lw=1.0, ls="--",
+                    zorder=1)
+            for i, row in here.iterrows():
+                on_front = i in set(front)
+                ax.errorbar(seconds[i], row.area, yerr=[[row.area - row.low], [row.high - row.area]], fmt="o",
+                            color=palette[row.method], ms=7 if on_front else 5, mec="black" if on_front else "none",
+                            mew=1.0, elinewidth=0.8, alpha=1.0 if on_front else 0.6, zorder=3 if on_front else 2)
+            for i in front:
+                ax.annotate(here.method[i], (seconds[i], here.area[i]), xytext=(4, 4), textcoords="offset points",
+                            fontsize=7, color="0.15")
+            ax.set_xscale("log")
+            ax.set_title(setting)
+            ax.set_xlabel("fit seconds (median over seeds, log)")
+            ax.set_ylabel("subset-value area (mean acc.)")
+            span = here.area.max() - here.area.min()
+            ax.set_ylim(here.area.min() - 0.1 * span - 0.01, here.area.max() + 0.15 * span + 0.01)
+        front_line = Line2D([], [], color="0.3", ls="--", lw=1.0, marker="o", mfc="white", mec="black",
+                            label="Pareto front")
+        _family_legend(fig, palette, families, methods, [front_line])
+        _suptitle(fig, "Quality vs cost: area under the subset-value curve (95% CI) against fit time")
+        return _save(fig, path)
+
+
+def rank_figure(analysis, path: Path) -> Path:
+    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot)."""
+    from autorank import plot_stats
+
+    result = analysis.result
+    with _style(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        n = len(result.rankdf)
+        fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, 8.0 + 0.1 * n), 1.2 + 0.32 * n))
+        plot_stats(result, allow_insignificant=True, ax=ax)
+        ax.set_title(f"Mean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; Friedman "
+                     f"p = {result.pvalue:.2g}; bars join methods within the Nemenyi CD = {result.cd:.2f}",
+                     fontsize=9, pad=14)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def detection_figure(detection: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
     """Fraction of flipped labels found vs fraction inspected (lowest value first), per setting.
 
     ``detection`` columns: setting, method, seed, inspected, found, noisy_fraction.
@@ -136,7 +271,7 @@ def detection_figure(detection: pd.DataFrame, palette: dict, path: Path) -> Path
     settings = list(dict.fromkeys(detection.setting))
     methods = sorted(detection.method.unique())
     with _style():
-        fig, axes = _facets(len(settings), panel=(3.1, 3.0))
+        fig, axes = _facets(len(settings), panel=(3.3, 3.1))
         for ax, setting in zip(axes, settings):
             here = detection[detection.setting == setting]
             grid = np.linspace(0, 1, 101)
@@ -144,21 +279,14 @@ def detection_figure(detection: pd.DataFrame, palette: dict, path: Path) -> Path
             rate = here.noisy_fraction.mean()
             if rate > 0:
                 ax.plot(grid, np.minimum(1.0, grid / rate), color="0.25", ls="--", lw=1.0)
-            for method in methods:
-                curve = _curve_summary(here[here.method == method], "inspected", "found")
-                if curve.empty:
-                    continue
-                ax.fill_between(curve.inspected, curve.low.clip(0, 1), curve.high.clip(0, 1),
-                                color=palette[method], alpha=0.18, lw=0)
-                ax.plot(curve.inspected, curve["mean"], color=palette[method], lw=1.6)
+            _highlighted_curves(ax, here, "inspected", "found", palette, families or {}, higher=True)
             ax.set(xlim=(0, 1), ylim=(0, 1.02), title=setting)
             ax.set_xlabel("fraction inspected (lowest value first)")
             ax.set_ylabel("flipped labels found (fraction)")
-            ax.set_aspect("equal")
         extra = [Line2D([], [], color="0.45", ls=":", lw=1.1, label="random order"),
                  Line2D([], [], color="0.25", ls="--", lw=1.0, label="perfect detector")]
-        _method_legend(fig, palette, methods, extra)
-        fig.suptitle("Mislabel detection curves (mean, 95% CI over seeds)", fontsize=10)
+        _family_legend(fig, palette, families or {}, methods, extra)
+        _suptitle(fig, "Mislabel detection curves. Bold: each family's best (mean, 95% CI over seeds)")
         return _save(fig, path)
 
 
@@ -197,7 +325,7 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
         return _save(fig, path)
 
 
-def cost_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
+def cost_figure(cells: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
     """Wall-clock seconds of ``fit`` per setting and method, log scale: seeds as dots, mean as a bar tick."""
     settings = list(dict.fromkeys(cells.setting))
     methods = sorted(cells.method.unique())
@@ -227,11 +355,11 @@ def cost_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
         ax.set_xlabel("dataset")
         ax.set_ylabel("fit wall-clock time (s, log scale)")
         ax.set_title("Cost: seconds per valuation (dots: seeds, bar: mean)")
-        _method_legend(fig, palette, methods)
+        _family_legend(fig, palette, families or {}, methods)
         return _save(fig, path)
 
 
-def cost_vs_size_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
+def cost_vs_size_figure(cells: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
     """Wall-clock seconds vs train-set size (log-log), one panel per dataset whose size the run varied."""
     datasets = list(dict.fromkeys(cells.dataset))
     methods = sorted(cells.method.unique())
@@ -252,6 +380,6 @@ def cost_vs_size_figure(cells: pd.DataFrame, palette: dict, path: Path) -> Path:
             sizes = sorted(here.n_train.unique())
             ax.set_xticks(sizes, [str(int(n)) for n in sizes])
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        _method_legend(fig, palette, methods)
-        fig.suptitle("Cost vs train-set size (dots: seeds, line: mean)", fontsize=10)
+        _family_legend(fig, palette, families or {}, methods)
+        _suptitle(fig, "Cost vs train-set size (dots: seeds, line: mean)")
         return _save(fig, path)

@@ -6,8 +6,9 @@ and ``summary.md`` / ``results.csv`` from :mod:`bench.summary`. Tables give mean
 seeds; figures give mean with a 95 % confidence interval.
 
 Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
-(one method with its parameters). A parameter appears in a label only when the run varied it, so a
-plain run reads "wine" and "loo", and a size sweep reads "synthetic (n_train=200)".
+(one method with its parameters), labelled by :class:`bench.labels.Labels` like every other output. The
+page answers first: the verdict (:mod:`bench.stats`), the rank diagram and quality against cost; the
+detailed figures and tables follow.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bench import plots
+from bench import stats
+from bench.labels import Labels
 from bench.protocol import DataError
 from bench.results import load_records
 from bench.summary import write_summary
@@ -39,54 +42,24 @@ PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpy
 
 # ---------------------------------------------------------------------------------------------------- labels
 
-def _format_params(params: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k}={params.get(k, '-')}" for k in keys)
-
-
-def _varied_keys(param_dicts: list[dict[str, Any]]) -> list[str]:
-    """Parameter names whose value differs between the given dicts."""
-    keys = sorted({k for d in param_dicts for k in d})
-    return [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in param_dicts}) > 1]
-
-
-def _labeller(records: list[dict], name_field: str, params_field: str):
-    """A function record -> label: the name, plus the parameters the run varied for that name."""
-    by_name: dict[str, list[dict]] = {}
-    for r in records:
-        by_name.setdefault(r[name_field], []).append(r.get(params_field) or {})
-    varied = {name: _varied_keys(dicts) for name, dicts in by_name.items()}
-
-    def label(record: dict) -> str:
-        keys = varied[record[name_field]]
-        if not keys:
-            return record[name_field]
-        return f"{record[name_field]} ({_format_params(record.get(params_field) or {}, keys)})"
-
-    return label
-
-
 def _natural(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
 
 
 def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame:
     """One row per cell with its ``setting`` and ``method`` labels, ordered by dataset (config order), params, noise."""
-    dataset_label = _labeller(records, "dataset", "dataset_params")
-    method_label = _labeller(records, "method", "method_params")
-    several_noises = len({r.get("noise_rate") for r in records}) > 1
+    labels = Labels(records)
     order = {name: i for i, name in enumerate((config or {}).get("datasets") or [])}
     rows = []
     for r in records:
-        setting = dataset_label(r)
-        if several_noises:
-            setting += f", noise {r.get('noise_rate'):g}"
         params = r.get("dataset_params") or {}
         rows.append({
-            "setting": setting, "method": method_label(r), "dataset": r["dataset"], "method_name": r["method"],
+            "setting": labels.setting(r), "method": labels.method(r), "family": labels.family(r),
+            "dataset": r["dataset"], "method_name": r["method"],
             "seed": r.get("seed"), "noise_rate": r.get("noise_rate"), "status": r.get("status"),
             "error": r.get("error"), "traceback": r.get("traceback"), "n_train": r.get("n_train"),
             "n_noisy": r.get("n_noisy"), "full_accuracy": r.get("full_accuracy"),
-            "mislabel_auc": r.get("mislabel_auc"), "wall_s": r.get("wall_s"), "cpu_s": r.get("cpu_s"),
+            "mislabel_auc": r.get("mislabel_auc"), "kmeans_f1": r.get("kmeans_f1"), "wall_s": r.get("wall_s"), "cpu_s": r.get("cpu_s"),
             "peak_rss_mb": r.get("peak_rss_mb"), "utility_evals": r.get("utility_evals"),
             "sort_key": (order.get(r["dataset"], len(order)), r["dataset"],
                        tuple(_natural(params[k]) for k in sorted(params)), r.get("noise_rate") or 0.0),
@@ -97,7 +70,7 @@ def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame
         return frame
     frame = frame.sort_values(["sort_key", "method", "seed"], kind="stable",
                               key=lambda s: s if s.name in ("sort_key", "seed") else s.map(str))
-    for column in ("full_accuracy", "mislabel_auc", "wall_s", "cpu_s", "peak_rss_mb"):
+    for column in ("full_accuracy", "mislabel_auc", "kmeans_f1", "wall_s", "cpu_s", "peak_rss_mb"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame.reset_index(drop=True)
 
@@ -127,6 +100,20 @@ def detection_rows(cells: pd.DataFrame) -> pd.DataFrame:
             rows.append({"setting": cell.setting, "method": cell.method, "seed": cell.seed, "inspected": inspected,
                          "found": found, "noisy_fraction": noisy_fraction})
     return pd.DataFrame(rows, columns=["setting", "method", "seed", "inspected", "found", "noisy_fraction"])
+
+
+def removal_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per (successful cell with a removal curve, removed fraction), the full-data fit at 0 removed."""
+    rows = []
+    for cell in cells[cells.status == "ok"].itertuples():
+        curve = cell.record.get("removal_curve")
+        if not curve:
+            continue
+        points = [(0.0, cell.full_accuracy), *zip(curve["removed"], curve["accuracy"])]
+        rows += [{"setting": cell.setting, "method": cell.method, "seed": cell.seed, "removed": removed,
+                  "accuracy": accuracy} for removed, accuracy in points]
+    return pd.DataFrame(rows, columns=["setting", "method", "seed", "removed", "accuracy"]).astype(
+        {"removed": float, "accuracy": float})
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -163,6 +150,7 @@ def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     ok = cells[cells.status == "ok"].groupby(keys, sort=False)
     table = table.join(ok.full_accuracy.agg(mean_se).rename("acc (all data)"))
     table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
+    table = table.join(ok.kmeans_f1.agg(mean_se).rename("2-means F1"))
     table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
         lambda s: f"{(s == 'ok').sum()} / {len(s)}")
     return table.astype(object).fillna("-").reset_index().rename(columns={"setting": "dataset"})
@@ -324,7 +312,10 @@ def _dict_table(values: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------------- entry point
 
 FIGURES = {
+    "ranks": "ranks.png",
+    "quality_cost": "quality_vs_cost.png",
     "subset_value": "subset_value.png",
+    "removal": "removal_curves.png",
     "detection_curves": "detection_curves.png",
     "mislabel_auc": "mislabel_auc.png",
     "cost": "cost.png",
@@ -332,25 +323,44 @@ FIGURES = {
 }
 
 
-def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame,
-                   run_dir: Path) -> dict[str, Path]:
+def quality_cost_points(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, method): the subset-value area (mean, 95 % CI) and the median fit seconds."""
+    ok = cells[cells.status == "ok"]
+    seconds = ok.groupby(["setting", "method"], sort=False).wall_s.median().rename("seconds")
+    points = stats.area_summary(budgets).join(seconds, on=["setting", "method"])
+    return points.dropna(subset=["area", "seconds"])
+
+
+def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame, run_dir: Path,
+                   ranks: stats.RankAnalysis | None = None) -> dict[str, Path]:
     """Write every figure the data supports; return {figure id: PNG path}."""
-    palette = plots.method_palette(list(cells.method))
+    families = dict(zip(cells.method, cells.family))
+    palette = plots.method_palette(list(cells.method), families)
     ok = cells[cells.status == "ok"]
     out: dict[str, Path] = {}
+    if ranks is not None and ranks.result is not None:
+        out["ranks"] = plots.rank_figure(ranks, run_dir / FIGURES["ranks"])
     if not budgets.empty:
-        out["subset_value"] = plots.subset_value_figure(budgets, palette, run_dir / FIGURES["subset_value"])
+        points = quality_cost_points(cells, budgets)
+        if not points.empty:
+            out["quality_cost"] = plots.quality_cost_figure(points, palette, run_dir / FIGURES["quality_cost"],
+                                                            families)
+        out["subset_value"] = plots.subset_value_figure(budgets, palette, run_dir / FIGURES["subset_value"], families)
+    removal = removal_rows(cells)
+    if not removal.empty:
+        out["removal"] = plots.removal_figure(removal, palette, run_dir / FIGURES["removal"], families)
     if not detection.empty:
-        out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"])
+        out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"],
+                                                         families)
     if ok.mislabel_auc.notna().any():
         out["mislabel_auc"] = plots.auc_heatmap(cells, run_dir / FIGURES["mislabel_auc"])
     if ok.wall_s.notna().any():
-        out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"])
+        out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"], families)
     sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
     swept = list(sizes[sizes > 1].index)
     if swept:
         out["cost_vs_size"] = plots.cost_vs_size_figure(ok[ok.dataset.isin(swept)], palette,
-                                                        run_dir / FIGURES["cost_vs_size"])
+                                                        run_dir / FIGURES["cost_vs_size"], families)
     return out
 
 
@@ -372,8 +382,9 @@ def render_report(run_dir: str | Path) -> Path:
         sections = ["<p>No results yet: <code>results.jsonl</code> has no complete record.</p>"]
     else:
         budgets, detection = budget_rows(cells), detection_rows(cells)
-        figures = render_figures(cells, budgets, detection, run_dir)
-        sections = _sections(cells, budgets, figures)
+        ranks = stats.rank_analysis(budgets) if not budgets.empty else None
+        figures = render_figures(cells, budgets, detection, run_dir, ranks)
+        sections = _verdict_sections(cells, budgets, ranks, figures) + _sections(cells, budgets, figures)
     sections += _provenance(config_text, cells)
 
     n_ok = int((cells.status == "ok").sum()) if not cells.empty else 0
@@ -395,41 +406,88 @@ def render_report(run_dir: str | Path) -> Path:
 
 
 def _contents() -> str:
-    items = [("value", "Subset value"), ("detection", "Mislabel detection"), ("cost", "Cost"),
-             ("ranking", "Ranking"), ("failures", "Failed cells"), ("config", "Configuration"),
+    items = [("verdict", "Verdict"), ("ranks", "Ranks"), ("quality-cost", "Quality vs cost"), ("value", "Subset value"),
+             ("removal", "Point removal"), ("detection", "Mislabel detection"), ("cost", "Cost"),
+             ("ranking", "Ranking per metric"), ("failures", "Failed cells"), ("config", "Configuration"),
              ("environment", "Environment")]
     return "<nav><p>" + " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in items) + "</p></nav>"
 
 
+def _fig(figures: dict[str, Path], key: str, alt: str, caption: str) -> str:
+    return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
+
+
+def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: stats.RankAnalysis | None,
+                      figures: dict[str, Path]) -> list[str]:
+    """What the page says first: the verdict per dataset, the rank diagram, quality against cost."""
+    out = ["<h2 id='verdict'>Verdict</h2>"]
+    if budgets.empty:
+        out.append("<p class='note'>No successful cell: nothing to compare.</p>")
+    else:
+        result = stats.verdict(budgets, cells)
+        out.append("<p class='note'>Per dataset: the method with the highest mean test accuracy at each budget "
+                   "(references such as random excluded), the methods tied with it (their paired difference to "
+                   "the best over seeds has a 95 % t interval reaching 0), and the best's gain over random in "
+                   "accuracy points. Area: the mean accuracy over the budget range (trapezoid); the cheapest method "
+                   "within one point of the best area is the choice when fit time matters.</p>")
+        sentences = stats.near_best_lines(result)
+        for setting, table in stats.verdict_tables(result).items():
+            out += [f"<h3>{html.escape(setting)}</h3>", f"<p>{html.escape(sentences.get(setting, ''))}</p>",
+                    _table_html(table, "verdict")]
+    out.append("<h2 id='ranks'>Ranks across datasets and budgets</h2>")
+    if ranks is None or ranks.result is None:
+        out.append(f"<p class='note'>No rank test: {html.escape(ranks.reason if ranks else 'no budgets')}.</p>")
+    else:
+        dropped = (f" Left out because they did not run on every dataset: {html.escape(', '.join(ranks.dropped))}."
+                   if ranks.dropped else "")
+        out.append(_fig(figures, "ranks", "critical-difference diagram",
+                        "Methods ranked by mean test accuracy over seeds in each (dataset x budget) block, 1 = best; "
+                        "Friedman test with the Nemenyi critical difference (autorank; Demšar 2006). Methods joined "
+                        "by a bar are not significantly different." + dropped))
+    out += ["<h2 id='quality-cost'>Quality vs cost</h2>",
+            _fig(figures, "quality_cost", "quality vs cost",
+                 "Area under the subset-value curve (mean accuracy over the budgets, 95 % CI over seeds) against "
+                 "the median fit seconds, log scale. Dashed, outlined: the Pareto front (no method is both cheaper "
+                 "and better).")]
+    return out
+
+
 def _sections(cells: pd.DataFrame, budgets: pd.DataFrame, figures: dict[str, Path]) -> list[str]:
     def fig(key: str, alt: str, caption: str) -> str:
-        return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
+        return _fig(figures, key, alt, caption)
 
     return [
         "<h2 id='value'>1. Subset value</h2>",
         fig("subset_value", "subset value curves",
             "Test accuracy of the learner retrained on the budget's highest-valued train points (or the method's "
-            "own subset). Dashed: the learner trained on all (noisy) train data."),
+            "own subset). Bold with a 95 % band: each family's best in the panel; faded: the others. Dashed: the "
+            "learner trained on all (noisy) train data."),
         _table_html(value_table(cells, budgets)),
-        "<h2 id='detection'>2. Mislabel detection</h2>",
+        "<h2 id='removal'>2. Point removal</h2>",
+        fig("removal", "point removal curves",
+            "Test accuracy after removing the highest-valued 5 ... 50 % of the train split and retraining "
+            "(OpenDataVal's remove-high task, pyDVL's point removal): a steeper drop means the values found the "
+            "points that matter. Set selectors are ranked by their scores. Bold: each family's best."),
+        "<h2 id='detection'>3. Mislabel detection</h2>",
         fig("detection_curves", "detection curves",
             "Inspecting train points from the lowest value up: the fraction of flipped labels found. Dotted: a "
             "random order; dashed: a perfect detector."),
         fig("mislabel_auc", "mislabel ROC-AUC heat map",
             "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
-            "cell; n/a: no flipped labels to detect."),
-        "<h2 id='cost'>3. Cost</h2>",
+            "cell; n/a: no flipped labels to detect. The table in section 1 also gives the F1 of OpenDataVal's "
+            "2-means split (the lower cluster of values called flipped)."),
+        "<h2 id='cost'>4. Cost</h2>",
         fig("cost", "wall-clock time per method and dataset",
             f"Wall-clock seconds of the method's fit, log scale (times below {plots.MIN_SECONDS:g} s are drawn "
             "at that floor)."),
         (fig("cost_vs_size", "time vs train size", "Wall-clock seconds vs train-set size where the run varied it.")
          if "cost_vs_size" in figures else "<p class='note'>The run did not vary any dataset's train size.</p>"),
         _table_html(cost_table(cells)),
-        "<h2 id='ranking'>4. Ranking</h2>",
+        "<h2 id='ranking'>5. Ranking per metric</h2>",
         "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets the "
         "number of datasets ranked). Subset value: accuracy averaged over budgets; time: lower is better.</p>",
         _table_html(ranking_table(cells, budgets)),
-        "<h2 id='failures'>5. Failed cells</h2>",
+        "<h2 id='failures'>6. Failed cells</h2>",
         _failures_html(failures_table(cells)),
     ]
 
@@ -441,9 +499,9 @@ def _provenance(config_text: str | None, cells: pd.DataFrame) -> list[str]:
         machine_info["hosts that ran cells"] = ", ".join(hosts)
     config_text = config_text if config_text is not None else "(no config.json in the run directory)"
     return [
-        "<h2 id='config'>6. Configuration</h2><p class='note'>config.json exactly as the run wrote it.</p>",
+        "<h2 id='config'>7. Configuration</h2><p class='note'>config.json exactly as the run wrote it.</p>",
         f"<pre>{html.escape(config_text)}</pre>",
-        "<h2 id='environment'>7. Environment</h2>",
+        "<h2 id='environment'>8. Environment</h2>",
         "<p class='note'>Package versions and machine where this report was rendered "
         f"(Python at {html.escape(sys.executable)}).</p>",
         "<div style='display:flex; gap:2em; flex-wrap:wrap'>", _dict_table(package_versions()),

@@ -31,7 +31,9 @@ from bench.cache import FitCache
 from bench.grid import Cell
 from bench.learners import make_learner
 from bench.measure import measure
-from bench.metrics import budget_sizes, detection_curve, mislabel_auc, subset_value, test_performance
+from bench.labels import method_family
+from bench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
+                           test_performance)
 from bench.registry import get_dataset, get_method, load_builtin, load_plugins
 from bench.store import ResultsStore
 
@@ -85,6 +87,9 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
     valuation.validate(cell.method, data.n_train, ks if cls.selects_sets else ())
     evaluator = make()
     full = test_performance(data, evaluator, cache=cache)
+    removal_started = time.perf_counter()
+    removal = removal_curve(data, evaluator, valuation.scores, seed=cell.seed, cache=cache)
+    removal_s = time.perf_counter() - removal_started
     return {
         "n_train": data.n_train, "n_features": data.n_features, "n_classes": data.n_classes,
         "n_noisy": int(data.noisy_mask.sum()), "learner_params": learner.describe(),
@@ -92,6 +97,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
         "full_accuracy": full["accuracy"], "full_loss": full["loss"],
         "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
         "detection_curve": detection_curve(valuation.scores, data.noisy_mask, seed=cell.seed),
+        "kmeans_f1": kmeans_f1(valuation.scores, data.noisy_mask),
+        "removal_curve": removal, "removal_s": removal_s,
         "wall_s": cost.wall_s, "cpu_s": cost.cpu_s, "peak_rss_mb": cost.peak_rss_mb,
         "utility_evals": valuation.utility_evals if valuation.utility_evals is not None else learner.fits,
         "scores_stderr_mean": None if valuation.stderr is None else float(np.mean(valuation.stderr)),
@@ -114,8 +121,8 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record: dict[str, Any] = {"key": cell.key, "dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
                               "noise_rate": cell.noise_rate, "dataset_params": cell.dataset_params,
-                              "method_params": cell.method_params, "learner": cell.learner,
-                              "budget_fractions": list(cell.budgets), "started_at": started,
+                              "method_params": cell.method_params, "family": method_family(cell.method),
+                              "learner": cell.learner, "budget_fractions": list(cell.budgets), "started_at": started,
                               "host": platform.node()}
     marker = _mark_inflight(inflight_dir, cell.key)
     t0 = time.perf_counter()

@@ -54,3 +54,52 @@ def test_subset_value_uses_the_methods_own_subset(small_data):
     assert [r["k"] for r in rows] == [6, 60]
     assert rows[1]["accuracy"] == pytest.approx(learner.fit(small_data.x_train, small_data.y_train)
                                                 .accuracy(small_data.x_test, small_data.y_test))
+
+
+def _odv_noisy_detection():
+    """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim, or a skip naming why."""
+    adapter = pytest.importorskip("methods.opendataval")
+    if adapter.odv is None:
+        pytest.skip("opendataval is not installed (make install)")
+    from opendataval.experiment.exper_methods import noisy_detection
+
+    return noisy_detection
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_kmeans_f1_equals_opendataval_noisy_detection(seed):
+    from types import SimpleNamespace
+
+    from bench.metrics import kmeans_f1
+
+    noisy_detection = _odv_noisy_detection()
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 300))
+    noisy = rng.random(n) < rng.uniform(0.05, 0.4)
+    noisy[0] = True
+    # separable, overlapping, and tied values
+    scores = [rng.normal(size=n) - 2.0 * noisy, rng.normal(size=n), rng.integers(0, 4, size=n).astype(float)][seed % 3]
+    expected = noisy_detection(SimpleNamespace(data_values=scores), indices=np.flatnonzero(noisy).tolist())
+    assert kmeans_f1(scores, noisy) == pytest.approx(expected["kmeans_f1"], abs=1e-12)
+
+
+def test_kmeans_f1_known_answer_and_no_noise():
+    from bench.metrics import kmeans_f1, two_means_split
+
+    values = np.array([0.0, 0.1, 0.2, 5.0, 5.1, 5.2, 5.3])
+    assert sorted(two_means_split(values)) == [0, 1, 2]
+    noisy = np.array([1, 1, 0, 0, 0, 0, 1], bool)  # TP 2, FP 1, FN 1 -> F1 = 4 / 6
+    assert kmeans_f1(values, noisy) == pytest.approx(4 / 6)
+    assert kmeans_f1(values, np.zeros(7, bool)) is None
+
+
+def test_removal_curve_retrains_without_the_top_valued_points(small_data):
+    from bench.metrics import removal_curve, test_performance
+
+    data = small_data
+    learner = LogisticRegression(data.n_features, data.n_classes, seed=0)
+    scores = np.arange(data.n_train, dtype=float)  # point n-1 is the most valuable
+    curve = removal_curve(data, learner, scores, fractions=(0.1, 0.5))
+    assert curve["removed"] == [0.1, 0.5]
+    keep = data.n_train - round(0.5 * data.n_train)
+    assert curve["accuracy"][1] == test_performance(data, learner, np.arange(keep))["accuracy"]

@@ -32,7 +32,9 @@ def ok_record(dataset, method, seed, n_train, noise=0.1, dataset_params=None):
                      "accuracy": float(np.clip(0.5 + skill * b + rng.normal(0, 0.02), 0, 1)),
                      "loss": 0.5, "noisy_selected": 0.1} for b in BUDGETS],
         "full_accuracy": 0.9 + 0.01 * seed, "full_loss": 0.3,
-        "mislabel_auc": float(skill + rng.normal(0, 0.02)),
+        "mislabel_auc": float(skill + rng.normal(0, 0.02)), "kmeans_f1": float(skill - 0.3),
+        "removal_curve": {"removed": [0.1, 0.3, 0.5],
+                          "accuracy": [float(0.9 - skill * r + rng.normal(0, 0.02)) for r in (0.1, 0.3, 0.5)]},
         "detection_curve": {"inspected": grid.tolist(), "found": found.tolist()},
         "wall_s": {"knn-shapley": 0.01, "loo": 3.0, "random": 0.0}[method] * n_train / 100 * (1 + 0.1 * seed),
         "cpu_s": 0.1, "peak_rss_mb": 300.0, "utility_evals": n_train,
@@ -72,8 +74,12 @@ def assert_valid_png(path):
     assert pixels[..., :3].var() > 1e-3, f"{path.name} looks blank"
 
 
+FIGURES_OF_A_PLAIN_RUN = ("ranks", "quality_cost", "subset_value", "removal", "detection_curves", "mislabel_auc",
+                          "cost")
+
+
 def test_every_figure_is_a_non_blank_png(report):
-    for key in ("subset_value", "detection_curves", "mislabel_auc", "cost"):
+    for key in FIGURES_OF_A_PLAIN_RUN:
         assert_valid_png(report.parent / FIGURES[key])
     assert not (report.parent / FIGURES["cost_vs_size"]).exists()  # the run did not vary n_train
 
@@ -83,7 +89,7 @@ def test_index_names_every_method_dataset_and_reuses_the_summary(report):
     assert report.name == "index.html"
     for name in [*METHODS, *DATASETS, "broken"]:
         assert name in text
-    for key in ("subset_value", "detection_curves", "mislabel_auc", "cost"):
+    for key in FIGURES_OF_A_PLAIN_RUN:
         assert FIGURES[key] in text
     assert "data:image/png;base64," in text  # self-contained
     assert (report.parent / "summary.md").exists() and (report.parent / "results.csv").exists()
@@ -145,3 +151,25 @@ def test_a_run_where_every_cell_failed_still_reports(tmp_path):
     text = index.read_text()
     assert "0 cells ok, 2 failed" in text and "No data for" in text
     assert not any((tmp_path / name).exists() for name in FIGURES.values())
+
+
+def test_the_page_opens_with_the_verdict_then_ranks_and_quality_vs_cost(report):
+    text = report.read_text()
+    body = text.split("</nav>")[1]
+    order = [body.index(f"id='{anchor}'") for anchor in ("verdict", "ranks", "quality-cost", "value", "removal")]
+    assert order == sorted(order)
+    verdict = body.split("id='verdict'")[1].split("id='ranks'")[0]
+    for dataset in DATASETS:
+        assert f"<h3>{dataset}</h3>" in verdict
+    assert "knn-shapley" in verdict and ("cheapest within one point" in verdict or "nothing cheaper" in verdict)
+
+
+def test_palette_gives_each_family_its_own_hue():
+    families = {"loo": "valuation", "tmc": "valuation", "hostcp": "set-selection", "random": "reference",
+                "odv-KNN": "peer"}
+    palette = method_palette(list(families), families)
+    red, green, blue = (np.array([palette[m][i] for m in families]) for i in range(3))
+    assert blue[0] > red[0] and blue[1] > red[1]  # valuation: blues
+    assert green[2] > red[2] and green[2] > blue[2]  # set selection: green
+    assert abs(red[3] - blue[3]) < 0.02 and abs(red[3] - green[3]) < 0.02  # reference: grey
+    assert red[4] > blue[4]  # peer: orange

@@ -1,0 +1,269 @@
+"""Statistics of a run: paired differences to ``random``, the area under the subset-value curve, ranks, verdict.
+
+All inputs are tidy frames labelled by :mod:`bench.labels` (``setting``, ``method``, ``seed``, ...), so every
+variant of a method is its own entry. Seeds pair the comparisons: within a setting and seed every method
+sees the same split, noise and learner, so a difference is taken per seed before it is averaged.
+
+* :func:`mean_ci`: mean and Student-t interval over seeds, ``mean ± t_{n-1, 0.975} s / sqrt(n)``.
+* :func:`paired_differences`: per (setting, budget, method) the mean over seeds of
+  ``accuracy(method, seed) - accuracy(random, seed)`` with its t interval.
+* :func:`subset_value_area`: one number per (setting, method, seed), the area under the subset-value
+  curve over the budget fractions f_1 < ... < f_m by the trapezoid rule, divided by the budget range
+  f_m - f_1: the mean accuracy over the budget range, in accuracy units (with a single budget, that accuracy).
+* :func:`rank_analysis`: ranks across (setting x budget) blocks, Friedman test and Nemenyi critical
+  difference by ``autorank`` (Demšar 2006), on the largest complete table of methods x blocks.
+* :func:`verdict`: per setting the best method at each budget, those tied with it, and the cheapest method
+  within one accuracy point of the best area.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+REFERENCE = "random"
+LEVEL = 0.95
+ONE_POINT = 0.01  # "within one point": one percentage point of test accuracy
+MIN_BLOCKS = 5  # autorank needs at least five blocks (rows)
+
+
+def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and the Student-t confidence interval of the mean; the interval collapses for a single value."""
+    values = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def _by_seed(budgets: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy with rows (setting, fraction, seed) and one column per method."""
+    return budgets.pivot_table(index=["setting", "fraction", "seed"], columns="method", values="accuracy",
+                               aggfunc="mean", sort=False)
+
+
+def paired_differences(budgets: pd.DataFrame, reference: str = REFERENCE, level: float = LEVEL) -> pd.DataFrame:
+    """Per (setting, fraction, method): mean over seeds of accuracy minus the reference's, with its t interval.
+
+    Only seeds where both ran are paired; ``n`` counts them. Empty when the run has no reference method.
+    """
+    columns = ["setting", "fraction", "method", "n", "diff", "low", "high"]
+    wide = _by_seed(budgets)
+    if reference not in wide.columns:
+        return pd.DataFrame(columns=columns)
+    diffs = wide.drop(columns=reference).sub(wide[reference], axis=0)
+    rows = []
+    for (setting, fraction), block in diffs.groupby(level=["setting", "fraction"], sort=False):
+        for method in block.columns:
+            values = block[method].dropna()
+            if len(values):
+                rows.append((setting, fraction, method, len(values), *mean_ci(values, level)))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def subset_value_area(budgets: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, method, seed): trapezoid area under accuracy vs budget fraction, over the budget range.
+
+    area = sum_i (f_{i+1} - f_i) (a_i + a_{i+1}) / 2 / (f_m - f_1), i.e. the curve's mean accuracy.
+    """
+    rows = []
+    for (setting, method, seed), curve in budgets.groupby(["setting", "method", "seed"], sort=False):
+        curve = curve.groupby("fraction").accuracy.mean().sort_index()
+        f, a = curve.index.to_numpy(float), curve.to_numpy(float)
+        span = f[-1] - f[0]
+        area = float(np.sum(np.diff(f) * (a[1:] + a[:-1]) / 2) / span) if span > 0 else float(a.mean())
+        rows.append((setting, method, seed, area))
+    return pd.DataFrame(rows, columns=["setting", "method", "seed", "area"])
+
+
+def area_summary(budgets: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """Per (setting, method): the area's mean over seeds with its t interval."""
+    areas = subset_value_area(budgets)
+    rows = [(s, m, len(g), *mean_ci(g.area, level)) for (s, m), g in areas.groupby(["setting", "method"], sort=False)]
+    return pd.DataFrame(rows, columns=["setting", "method", "n", "area", "low", "high"])
+
+
+# ---------------------------------------------------------------------------------------------------- ranks
+
+@dataclass
+class RankAnalysis:
+    """The table autorank ranked and its result (``None`` with ``reason`` when no test was possible)."""
+
+    table: pd.DataFrame  # rows: (setting, fraction) blocks; columns: methods; mean accuracy over seeds
+    dropped: list[str]  # methods left out because they miss blocks the others have
+    result: object | None
+    reason: str = ""
+
+    @property
+    def mean_ranks(self) -> pd.Series:
+        return self.result.rankdf["meanrank"].sort_values() if self.result is not None else pd.Series(dtype=float)
+
+
+def complete_block_table(budgets: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The largest complete (blocks x methods) table of mean accuracy over seeds, and the methods dropped.
+
+    A Friedman test needs every method in every block. Methods excluded from some datasets would empty
+    the table, so among the candidate block sets (the blocks each method covers) the one maximising
+    methods x blocks (then blocks) is kept, with every method that covers it.
+    """
+    table = budgets.pivot_table(index=["setting", "fraction"], columns="method", values="accuracy",
+                                aggfunc="mean", sort=False)
+    present = table.notna()
+    best: tuple[int, int, list[str], pd.Index] | None = None
+    for method in table.columns:
+        blocks = present.index[present[method]]
+        methods = [m for m in table.columns if present.loc[blocks, m].all()]
+        score = (len(methods) * len(blocks), len(blocks))
+        if best is None or score > best[:2]:
+            best = (*score, methods, blocks)
+    if best is None:
+        return table, []
+    _, _, methods, blocks = best
+    return table.loc[blocks, methods], sorted(set(table.columns) - set(methods))
+
+
+def rank_analysis(budgets: pd.DataFrame, alpha: float = 0.05) -> RankAnalysis:
+    """Friedman test over (setting x budget) blocks with Nemenyi critical difference, by ``autorank``.
+
+    Higher accuracy ranks first (rank 1). autorank is forced to the non-parametric path (Friedman /
+    Nemenyi): accuracies across datasets are neither normal nor homoscedastic.
+    """
+    table, dropped = complete_block_table(budgets)
+    if table.shape[1] < 2 or table.shape[0] < MIN_BLOCKS:
+        return RankAnalysis(table, dropped, None, f"a rank test needs at least 2 methods in {MIN_BLOCKS} "
+                            f"(dataset x budget) blocks; this run has {table.shape[1]} in {table.shape[0]}")
+    try:
+        from autorank import autorank
+    except ImportError:
+        return RankAnalysis(table, dropped, None, "autorank is not installed (pip install autorank)")
+    frame = table.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = autorank(frame.reset_index(drop=True), alpha=alpha, verbose=False, order="descending",
+                              force_mode="nonparametric")
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError) as err:  # e.g. every method tied everywhere
+        return RankAnalysis(table, dropped, None, f"autorank could not rank this table ({err})")
+    if not np.isfinite(result.pvalue):
+        return RankAnalysis(table, dropped, None, "the Friedman statistic is undefined (every block tied)")
+    return RankAnalysis(table, dropped, result)
+
+
+# ---------------------------------------------------------------------------------------------------- verdict
+
+def _contenders(budgets: pd.DataFrame, families: dict[str, str]) -> list[str]:
+    """Methods a user could pick: every family but the references (random is the floor, an oracle a bound)."""
+    return [m for m in dict.fromkeys(budgets.method) if families.get(m) != "reference"]
+
+
+def best_per_budget(budgets: pd.DataFrame, families: dict[str, str], level: float = LEVEL) -> pd.DataFrame:
+    """Per (setting, fraction): the method with the highest mean accuracy, and those tied with it.
+
+    Tied: the paired difference best - other over seeds has a t interval reaching 0 (needs 2+ seeds).
+    ``vs_random``: the best's paired difference to ``random`` with its interval, when random ran.
+    """
+    wide = _by_seed(budgets)
+    contenders = [m for m in _contenders(budgets, families) if m in wide.columns]
+    rows = []
+    for (setting, fraction), block in wide.groupby(level=["setting", "fraction"], sort=False):
+        means = block[contenders].mean().dropna()
+        if means.empty:
+            continue
+        best = means.idxmax()
+        tied = []
+        for other in means.index.drop(best):
+            diff = (block[best] - block[other]).dropna()
+            if len(diff) > 1 and mean_ci(diff, level)[1] <= 0:
+                tied.append(other)
+        vs_random = (mean_ci((block[best] - block[REFERENCE]).dropna(), level)
+                     if REFERENCE in block.columns else (math.nan,) * 3)
+        rows.append({"setting": setting, "fraction": fraction, "best": best, "accuracy": means[best],
+                     "tied": sorted(tied, key=lambda m: -means[m]), "vs_random": vs_random})
+    return pd.DataFrame(rows, columns=["setting", "fraction", "best", "accuracy", "tied", "vs_random"])
+
+
+def cheapest_near_best(areas: pd.DataFrame, seconds: pd.DataFrame, families: dict[str, str],
+                       tolerance: float = ONE_POINT) -> pd.DataFrame:
+    """Per setting: the best area, and the cheapest method (median fit seconds) within ``tolerance`` of it.
+
+    ``areas``: :func:`area_summary`; ``seconds``: columns setting, method, wall_s (one row per cell).
+    """
+    median_s = seconds.groupby(["setting", "method"], sort=False).wall_s.median()
+    rows = []
+    for setting, here in areas.groupby("setting", sort=False):
+        random_area = here.area[here.method == REFERENCE]
+        here = here[here.method.map(lambda m: families.get(m) != "reference")].set_index("method")
+        if here.empty:
+            continue
+        best = here.area.idxmax()
+        near = here[here.area >= here.area[best] - tolerance].index
+        cost = {m: median_s.get((setting, m), math.nan) for m in near}
+        cheapest = min(near, key=lambda m: (math.inf if math.isnan(cost[m]) else cost[m], -here.area[m]))
+        rows.append({"setting": setting, "best": best, "best_area": here.area[best],
+                     "best_s": median_s.get((setting, best), math.nan), "cheapest": cheapest,
+                     "cheapest_area": here.area[cheapest], "cheapest_s": cost[cheapest],
+                     "random_area": random_area.iloc[0] if len(random_area) else math.nan})
+    return pd.DataFrame(rows, columns=["setting", "best", "best_area", "best_s", "cheapest", "cheapest_area",
+                                       "cheapest_s", "random_area"])
+
+
+@dataclass
+class Verdict:
+    """What the report says first: per setting and budget the best method, and the cheap near-best choice."""
+
+    per_budget: pd.DataFrame
+    near_best: pd.DataFrame
+
+
+def verdict(budgets: pd.DataFrame, cells: pd.DataFrame, level: float = LEVEL) -> Verdict:
+    """The verdict of a run from its budget rows and cell rows (both labelled; cells need family, wall_s)."""
+    ok = cells[cells.status == "ok"]
+    families = dict(zip(cells.method, cells.family))
+    return Verdict(best_per_budget(budgets, families, level),
+                   cheapest_near_best(area_summary(budgets, level), ok[["setting", "method", "wall_s"]], families))
+
+
+def _interval(diff: tuple[float, float, float]) -> str:
+    mean, low, high = diff
+    if math.isnan(mean):
+        return "-"
+    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def verdict_tables(result: Verdict) -> dict[str, pd.DataFrame]:
+    """Display tables, one per setting: budget, best (accuracy), tied with it, best vs random in points."""
+    tables = {}
+    for setting, rows in result.per_budget.groupby("setting", sort=False):
+        tables[setting] = pd.DataFrame({
+            "budget": [f"{100 * f:.3g}%" for f in rows.fraction],
+            "best method": [f"{b} ({a:.3f})" for b, a in zip(rows.best, rows.accuracy)],
+            "tied within the 95% interval": [", ".join(t) or "-" for t in rows.tied],
+            "best - random, points [95% CI]": [_interval(d) for d in rows.vs_random],
+        })
+    return tables
+
+
+def near_best_lines(result: Verdict) -> dict[str, str]:
+    """One sentence per setting: the best area, and the cheapest method within one point of it."""
+    lines = {}
+    for row in result.near_best.itertuples():
+        line = f"best over the budgets: {row.best} (mean accuracy {row.best_area:.3f}, {row.best_s:.3g} s)"
+        if row.cheapest == row.best:
+            line += "; nothing cheaper is within one point of it"
+        else:
+            line += f"; cheapest within one point: {row.cheapest} ({row.cheapest_area:.3f}, {row.cheapest_s:.3g} s)"
+        if not math.isnan(row.random_area):
+            line += f"; random: {row.random_area:.3f}"
+        lines[row.setting] = line
+    return lines

@@ -1,0 +1,33 @@
+"""Variants are methods everywhere: a two-variant grid gives two labelled entries in every output."""
+
+import pandas as pd
+
+from bench.cli import main
+from bench.results import budgets_frame, cells_frame, load_records
+from bench.stats import area_summary, verdict
+
+VARIANTS = ("loo (utility=accuracy)", "loo (utility=neg_loss)")
+
+
+def test_a_parameter_grid_is_two_methods_in_every_output(tmp_path, capsys):
+    status = main(["run", "--methods", "loo", "--datasets", "wine", "--seeds", "0,1", "--budgets", "0.2,0.5",
+                   "--set", "loo.utility=accuracy,neg_loss", "--out", str(tmp_path), "--run-id", "grid",
+                   "--no-progress", "--no-cache"])
+    assert status == 0
+    run_dir = tmp_path / "grid"
+    terminal = capsys.readouterr().out
+    summary = (run_dir / "summary.md").read_text()
+    index = (run_dir / "index.html").read_text()
+    results = pd.read_csv(run_dir / "results.csv")
+    for variant in VARIANTS:
+        for text in (terminal, summary):  # one row of the results table per variant, never their blend
+            assert sum(line.startswith("| wine ") and f" {variant} " in line for line in text.splitlines()) == 1
+        assert variant in index
+    assert sorted(results.method.unique()) == list(VARIANTS)
+    assert set(results.method_params) == {"utility=accuracy, warm_start=True", "utility=neg_loss, warm_start=True"}
+
+    records = load_records(run_dir)
+    assert sorted(area_summary(budgets_frame(records)).method) == list(VARIANTS)
+    result = verdict(budgets_frame(records), cells_frame(records))
+    assert len(result.per_budget) == 2 and set(result.per_budget.best) <= set(VARIANTS)
+    assert result.near_best.best.item() in VARIANTS
