@@ -48,7 +48,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from bench.learners import FittedModel, Learner
 from bench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
 from bench.registry import UNAVAILABLE, register_method
-from methods.utility import Utility, model_score
+from methods.utility import UTILITIES, Utility, model_score
 
 PYDVL_VERSION = "0.10.0"
 INSTALL_HINT = ("install it with `make install`, or: pip install --no-deps pydvl==0.10.0 && "
@@ -151,8 +151,8 @@ class PyDVLMethod(ValuationMethod):
             c[key] = int(c[key])
             if c[key] < 1:
                 raise DataError(f"method {self.name!r}: {key} must be >= 1, got {c[key]}")
-        if "utility" in c and c["utility"] not in ("accuracy", "neg_loss"):
-            raise DataError(f"method {self.name!r}: unknown utility {c['utility']!r}; valid: ['accuracy', 'neg_loss']")
+        if "utility" in c and c["utility"] not in UTILITIES:
+            raise DataError(f"method {self.name!r}: unknown utility {c['utility']!r}; valid: {list(UTILITIES)}")
         return c
 
     def build(self, c: dict[str, Any], data: Dataset, learner: Learner, seed: int) -> Any:
@@ -221,6 +221,13 @@ class PyDVLTMCShapley(PyDVLMethod):
     description = "pyDVL 0.10 TMC Data Shapley (ShapleyValuation, PermutationSampler; the suite's learner)"
     params = dict(PERMUTATION_PARAMS)
     positive = ("max_permutations", "window")
+
+    def check(self) -> dict[str, Any]:
+        c = super().check()
+        for key in ("truncation_rtol", "burn_in_fraction", "convergence"):
+            if not 0 <= float(c[key]) <= 1:
+                raise DataError(f"method {self.name!r}: {key} must be in [0, 1], got {c[key]}")
+        return c
 
     def build(self, c, data, learner, seed):
         sampler, stop = permutation_budget(c, seed)

@@ -94,7 +94,8 @@ def test_bad_parameters_are_refused_before_any_fit():
     data = blobs(n_train=15, n_valid=20, seed=1)
     learner = learner_for(data)
     for name, params in [("pydvl-tmc-shapley", {"max_permutations": 0}), ("pydvl-banzhaf", {"num_subsets": -1}),
-                         ("pydvl-beta-shapley", {"alpha": 0}), ("pydvl-data-oob", {"max_samples": 1.5}),
+                         ("pydvl-beta-shapley", {"alpha": 0}), ("pydvl-tmc-shapley", {"truncation_rtol": -0.1}),
+                         ("pydvl-beta-shapley", {"convergence": 2}), ("pydvl-data-oob", {"max_samples": 1.5}),
                          ("pydvl-loo", {"utility": "f1"})]:
         with pytest.raises(ValueError, match=name):
             get_method(name)(**params).fit(data, learner, seed=0)
