@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml | $(PY)
 	# OpenDataVal (optional peer, methods/opendataval.py): without its pins (torch~=2.1, numpy<1.26), see architecture.md
 	$(PY) -m pip install -q --no-deps opendataval==1.3.0 geomloss==0.2.6 torchvision==0.28.0
 	$(PY) -m pip install -q tqdm==4.70.1 requests==2.34.2 transformers==5.24.0
+	# pyDVL (optional peer, methods/pydvl.py): without its pin numpy<2 (the adapter checks it works at import)
+	$(PY) -m pip install -q --no-deps pydvl==0.10.0
+	$(PY) -m pip install -q pyDeprecate==0.3.2 more-itertools==10.7.0 numcodecs==0.15.1 Deprecated==1.3.1 wrapt==2.5.2 \
+		cloudpickle==3.1.3 psutil==7.2.2 zarr==3.1.6 donfig==0.8.1.post1 google-crc32c==1.9.0  # zarr: pydvl.influence
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -37,10 +37,10 @@ WARMUP_N, WARMUP_CAP_S = 100, 5.0
 
 
 def native_methods() -> list[str]:
-    """Registered methods implemented in this repository (not adapters of other libraries, not plugins)."""
+    """Registered methods implemented in this repository (not the peers adapted from other libraries, not plugins)."""
     load_builtin()
     return sorted(name for name, cls in METHODS.items()
-                  if cls.__module__.startswith("methods.") and cls.__module__ != "methods.opendataval")
+                  if cls.__module__.startswith("methods.") and cls.family != "peer")
 
 
 def time_fit(method: str, n_train: int, cap_s: float, dataset: str = "synthetic", seed: int = 0,

@@ -2,3 +2,4 @@
 
 from methods import hostcp, influence, knn_shapley, loo, random, semivalues, tmc_shapley  # noqa: F401  (registrations)
 from methods import opendataval  # noqa: F401  (registers odv-* when OpenDataVal is importable)
+from methods import pydvl  # noqa: F401  (registers pydvl-* when pyDVL 0.10 is importable)

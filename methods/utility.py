@@ -15,6 +15,13 @@ from bench.protocol import DataError, Dataset
 UTILITIES = ("accuracy", "neg_loss")
 
 
+def model_score(model: FittedModel, x: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """The utility's metric of a fitted model on ``(x, y)``: accuracy, or minus the mean cross-entropy."""
+    if metric == "accuracy":
+        return model.accuracy(x, y)
+    return -model.loss(x, y)
+
+
 class Utility:
     """U(S) for subsets of ``data``'s train split; ``empty`` is the value of the empty set (chance level)."""
 
@@ -27,9 +34,7 @@ class Utility:
         self.empty = self.score(learner.fit(data.x_train[:0], data.y_train[:0]))
 
     def score(self, model: FittedModel) -> float:
-        if self.metric == "accuracy":
-            return model.accuracy(self.data.x_valid, self.data.y_valid)
-        return -model.loss(self.data.x_valid, self.data.y_valid)
+        return model_score(model, self.data.x_valid, self.data.y_valid, self.metric)
 
     def fit(self, indices: np.ndarray | torch.Tensor, init: dict[str, torch.Tensor] | None = None) -> FittedModel:
         return self.learner.fit(self.x_train[indices], self.y_train[indices], init=init)

@@ -55,7 +55,7 @@ def test_a_fit_over_the_cap_is_censored():
 def test_native_methods_exclude_adapters_and_the_cli_writes_json_csv_and_plot(tmp_path, capsys):
     native = scaling.native_methods()
     assert {"random", "loo", "knn-shapley"} <= set(native)
-    assert not any(name.startswith("odv-") for name in native)
+    assert not any(name.startswith(("odv-", "pydvl-")) for name in native)
     assert scaling.main(["--methods", "random,knn-shapley", "--sizes", "100,200", "--cap", "10",
                          "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "scaling.json").read_text())
