@@ -99,13 +99,17 @@ class Influence(ValuationMethod):
     name = "influence"
     params = {"damping": 1e-6, "max_exact_params": 3000}
 
+    def check(self) -> dict:
+        c = super().check()
+        if not c["damping"] >= 0:
+            raise DataError(f"method 'influence': damping must be >= 0, got {c['damping']}")
+        return c
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         if not isinstance(learner, LogisticRegression):
             raise MethodError(f"method 'influence' supports the logreg learner only (closed-form gradients and "
                               f"Hessian), got {learner.name!r}")
-        damping = float(self.config["damping"])
-        if damping < 0:
-            raise DataError(f"method 'influence': damping must be >= 0, got {damping}")
+        damping = float(self.check()["damping"])
         model = learner.fit(data.x_train, data.y_train)
         state = model.state
         theta = torch.cat([state["weight"], state["bias"][:, None]], dim=1).double()

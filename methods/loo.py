@@ -12,7 +12,7 @@ import torch
 from bench.learners import Learner
 from bench.protocol import Dataset, Valuation, ValuationMethod
 from bench.registry import register_method
-from methods.utility import Utility
+from methods.utility import Utility, check_utility
 
 
 @register_method
@@ -22,7 +22,13 @@ class LeaveOneOut(ValuationMethod):
     name = "loo"
     params = {"utility": "accuracy", "warm_start": True}
 
+    def check(self) -> dict:
+        c = super().check()
+        check_utility(self.name, c["utility"])
+        return c
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
+        self.check()
         utility = Utility(data, learner, self.config["utility"])
         everyone = torch.arange(data.n_train)
         full_model = utility.fit(everyone)
