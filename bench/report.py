@@ -29,7 +29,7 @@ import pandas as pd
 
 from bench import plots
 from bench.protocol import DataError
-from bench.results import load_records
+from bench.results import load_records, param_labeller
 from bench.summary import write_summary
 
 INDEX = "index.html"
@@ -39,40 +39,14 @@ PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpy
 
 # ---------------------------------------------------------------------------------------------------- labels
 
-def _format_params(params: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k}={params.get(k, '-')}" for k in keys)
-
-
-def _varied_keys(param_dicts: list[dict[str, Any]]) -> list[str]:
-    """Parameter names whose value differs between the given dicts."""
-    keys = sorted({k for d in param_dicts for k in d})
-    return [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in param_dicts}) > 1]
-
-
-def _labeller(records: list[dict], name_field: str, params_field: str):
-    """A function record -> label: the name, plus the parameters the run varied for that name."""
-    by_name: dict[str, list[dict]] = {}
-    for r in records:
-        by_name.setdefault(r[name_field], []).append(r.get(params_field) or {})
-    varied = {name: _varied_keys(dicts) for name, dicts in by_name.items()}
-
-    def label(record: dict) -> str:
-        keys = varied[record[name_field]]
-        if not keys:
-            return record[name_field]
-        return f"{record[name_field]} ({_format_params(record.get(params_field) or {}, keys)})"
-
-    return label
-
-
 def _natural(value: Any) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
 
 
 def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame:
     """One row per cell with its ``setting`` and ``method`` labels, ordered by dataset (config order), params, noise."""
-    dataset_label = _labeller(records, "dataset", "dataset_params")
-    method_label = _labeller(records, "method", "method_params")
+    dataset_label = param_labeller(records, "dataset", "dataset_params")
+    method_label = param_labeller(records, "method", "method_params")
     several_noises = len({r.get("noise_rate") for r in records}) > 1
     order = {name: i for i, name in enumerate((config or {}).get("datasets") or [])}
     rows = []

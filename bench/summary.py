@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.results import budgets_frame, cells_frame, load_records
+from bench.results import budgets_frame, cells_frame, load_records, param_labeller
 
 
 def _mean_se(values: pd.Series) -> str:
@@ -19,7 +19,13 @@ def _mean_se(values: pd.Series) -> str:
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:
-    """Rows (dataset, method); columns: accuracy at each budget, full-data accuracy, AUC, seconds, failures."""
+    """Rows (dataset, method); columns: accuracy at each budget, full-data accuracy, AUC, seconds, failures.
+
+    A dataset or method whose parameters the run varied gets a row per setting, labelled with them.
+    """
+    dataset_label = param_labeller(records, "dataset", "dataset_params")
+    method_label = param_labeller(records, "method", "method_params")
+    records = [{**r, "dataset": dataset_label(r), "method": method_label(r)} for r in records]
     cells = cells_frame(records)
     ok = cells[cells.status == "ok"]
     budgets = budgets_frame(records)
