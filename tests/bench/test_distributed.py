@@ -102,8 +102,12 @@ def test_a_worker_killed_mid_grid_loses_no_cell_and_runs_none_twice(cluster, tmp
                                                and inflight.exists() and any(inflight.iterdir())):
         time.sleep(0.05)
     os.kill(victim, signal.SIGKILL)  # while cells are in flight
+    landed_before_kill = len(results.read_text().splitlines())
     thread.join(timeout=300)
     assert codes == [0]
+    assert landed_before_kill < 12  # the worker died mid-grid
+    with distributed.Client(cluster.scheduler_address) as client:
+        assert victim not in client.run(os.getpid).values()  # it was killed (and its nanny started another)
     rows = records(tmp_path / "r")
     assert len(rows) == 12 and len({r["key"] for r in rows}) == 12  # each cell exactly once, none lost
     assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
