@@ -138,8 +138,9 @@ class GridConfig:
                 except DataError:
                     raise
                 except Exception as err:  # noqa: BLE001 - a loader's own failure, said in one line
+                    first_line = (str(err).splitlines() or [""])[0]
                     raise DataError(f"dataset {name!r} with {params} cannot be loaded: "
-                                    f"{type(err).__name__}: {err}") from err
+                                    f"{type(err).__name__}: {first_line}") from err
                 budget_sizes(self.budgets, data.n_train, name)
                 learner = {k: v for k, v in self.learner.items() if k != "name"}
                 try:
