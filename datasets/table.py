@@ -124,12 +124,12 @@ def _encode(frame: pd.DataFrame, label: str, drop: list[str], drop_nonfinite: bo
     categorical = [c for c in features if c not in numeric]
     _check_categorical(features, categorical, max_categories, where)
 
-    values = features[numeric].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values).all(axis=1)
-    bad |= features[categorical].isna().any(axis=1).to_numpy() | frame[label].isna().to_numpy()
+    finite = np.isfinite(features[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+    missing = pd.concat([features[categorical], frame[[label]]], axis=1).isna().to_numpy()
+    bad = ~finite.all(axis=1) | missing.any(axis=1)
     if bad.any():
-        where_bad = [c for c in numeric if not np.isfinite(features[c].to_numpy(dtype=np.float64)).all()] + \
-                    [c for c in (*categorical, label) if frame[c].isna().any()]
+        where_bad = [c for c, ok in zip(numeric, finite.all(axis=0)) if not ok] + \
+                    [c for c, gap in zip([*categorical, label], missing.any(axis=0)) if gap]
         if not drop_nonfinite:
             raise DataError(f"{where}: {int(bad.sum())} of {len(bad)} rows contain NaN, inf or a missing value "
                             f"(columns {where_bad}); drop those rows with --data table.drop_nonfinite=true")

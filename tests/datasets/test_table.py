@@ -80,6 +80,13 @@ def with_nan(tmp_path):
     return write(tmp_path, frame)
 
 
+def with_gaps(tmp_path):
+    frame = animals()
+    frame.loc[4, "colour"] = None
+    frame.loc[6, "species"] = None
+    return write(tmp_path, frame)
+
+
 def two_foxes():
     frame = animals()
     return pd.concat([frame[frame.species != "fox"], frame[frame.species == "fox"].head(2)])
@@ -94,6 +101,9 @@ BAD_FILES = {
     "nan or inf features": (with_nan, {"label": "species"},
                             r"4 of 90 rows contain NaN, inf or a missing value \(columns \['length_cm', "
                             r"'weight_kg'\]\); drop those rows with --data table.drop_nonfinite=true"),
+    "missing category or label": (with_gaps, {"label": "species"},
+                                  r"2 of 90 rows contain NaN, inf or a missing value \(columns \['colour', "
+                                  r"'species'\]\)"),
     "one class": (lambda tmp: write(tmp, animals().assign(species="cat")), {"label": "species"},
                   r"label column 'species' has one class only \(\['cat'\]\)"),
     "too few rows in a class": (lambda tmp: write(tmp, two_foxes()), {"label": "species"},
