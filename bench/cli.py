@@ -25,7 +25,11 @@ from bench.summary import write_summary
 
 
 def _csv(kind):
-    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+    def parse(text: str) -> list:
+        return [kind(v) for v in text.split(",") if v.strip()]
+
+    parse.__name__ = f"comma-separated {kind.__name__}"  # argparse names it in "invalid ... value"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +116,24 @@ def command_list() -> None:
         print(f"  {name:<24} {getattr(DATASETS[name], 'description', '')}")
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """The flags a grid file cannot hold: parallelism, backend, where results go; refused before any work."""
+    if args.jobs == 0 or args.jobs < -1:
+        raise DataError(f"--jobs {args.jobs} is invalid: give the number of cells run in parallel (>= 1), "
+                        "or -1 for one per CPU core")
+    if args.scheduler and args.backend != "dask":
+        raise DataError(f"--scheduler {args.scheduler} needs --backend dask")
+    if args.run_id is not None and (args.run_id in ("", ".", "..", "latest") or "/" in args.run_id):
+        raise DataError(f"--run-id {args.run_id!r} is invalid: give a plain directory name (not 'latest')")
+    existing = next(p for p in (args.out, *args.out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise DataError(f"--out {args.out}: {existing} exists and is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise DataError(f"--out {args.out}: {existing} is not writable")
+
+
 def command_run(args: argparse.Namespace) -> None:
+    check_run_args(args)
     config = grid_from_args(args)
     client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()

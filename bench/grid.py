@@ -9,6 +9,7 @@ so a rerun recomputes only what is new or changed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import tomllib
@@ -16,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import DEFAULT_BUDGETS, check_budget_fractions
+from bench.learners import LEARNERS, make_learner
+from bench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
 from bench.protocol import DataError
 from bench.registry import get_dataset, get_method
 
@@ -61,8 +63,11 @@ class GridConfig:
         path = Path(path)
         if not path.exists():
             raise DataError(f"config file {path} not found")
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise DataError(f"config {path} is not valid TOML: {err}") from err
         unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
         if unknown:
             raise DataError(f"config {path}: unknown key(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
@@ -71,24 +76,77 @@ class GridConfig:
         return cls(**raw)
 
     def validate(self) -> None:
-        """Fail fast, before any cell runs, on names, noise rates, budgets and method parameters."""
+        """Fail fast, before any cell runs, on anything a cell would refuse: names, seeds, noise rates,
+        budgets, the time limit, the learner, method parameters (each method's own :meth:`check` on every
+        combination) and dataset parameters (the loader's signature, then each distinct dataset loaded once,
+        which also checks files, sizes and budgets in points)."""
+        number = (int, float)
+        for name, kind, what in (("methods", str, "method names"), ("datasets", str, "dataset names"),
+                                 ("seeds", int, "whole numbers"), ("noise", number, "numbers"),
+                                 ("budgets", number, "numbers")):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not all(isinstance(v, kind) and not isinstance(v, bool)
+                                                       for v in values):
+                raise DataError(f"`{name}` must be a list of {what}, got {values!r}")
         if not self.methods or not self.datasets:
             raise DataError("the grid needs at least one method and one dataset")
         for name in self.datasets:
             get_dataset(name)
         for name in self.methods:
             get_method(name)
+        check_seeds(self.seeds)
+        if not self.noise:
+            raise DataError("the grid needs at least one noise rate (e.g. --noise 0.1)")
         for rate in self.noise:
             if not 0 <= rate < 1:
                 raise DataError(f"noise rate {rate} is outside [0, 1)")
         check_budget_fractions(self.budgets)
+        if not self.budgets:
+            raise DataError("the grid needs at least one budget (e.g. --budgets 0.1,0.5)")
+        if isinstance(self.time_limit, bool) or not isinstance(self.time_limit, (int, float)) \
+                or not 0 < self.time_limit < float("inf"):
+            raise DataError(f"time limit {self.time_limit!r} is invalid: give seconds per cell, a number > 0")
+        check_learner(self.learner)
         for rule in self.exclude:
             if not rule or set(rule) - {"method", "dataset"}:
                 raise DataError(f"exclude rule {rule} must name a method and/or a dataset, nothing else")
-        for name, params in self.method_params.items():
+            if "method" in rule:
+                get_method(rule["method"])
+            if "dataset" in rule:
+                get_dataset(rule["dataset"])
+        for name in {*self.methods, *self.method_params}:
             cls = get_method(name)
-            for combo in _expand(params):
-                cls(**combo)  # raises on unknown parameters, naming the valid ones
+            for combo in _expand(self.method_params.get(name, {})):
+                cls(**combo).check()  # unknown parameters, wrong types, values the method refuses
+        for name, params in self.dataset_params.items():
+            check_dataset_params(name, params)
+        self.check_data()
+
+    def check_data(self) -> None:
+        """Load each distinct (dataset, parameters) of the grid once, for its first seed, and size the budgets.
+
+        Loading is what checks a file, its columns and the requested split sizes, and the learner is built
+        for the data's shape (its parameter values); the built-in sets load in milliseconds (mnist, the
+        slowest, in about 1.5 s), so the whole grid's data is checked before the first cell starts.
+        """
+        for name in self.datasets:
+            if all(self.excluded(name, method) for method in self.methods):
+                continue
+            for params in _expand(self.dataset_params.get(name, {})):
+                try:
+                    data = get_dataset(name)(seed=int(self.seeds[0]), **params)
+                except DataError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - a loader's own failure, said in one line
+                    first_line = (str(err).splitlines() or [""])[0]
+                    raise DataError(f"dataset {name!r} with {params} cannot be loaded: "
+                                    f"{type(err).__name__}: {first_line}") from err
+                budget_sizes(self.budgets, data.n_train, name)
+                learner = {k: v for k, v in self.learner.items() if k != "name"}
+                try:
+                    make_learner(self.learner.get("name", "logreg"), data.n_features, data.n_classes, **learner)
+                except (TypeError, ValueError) as err:
+                    raise DataError(f"learner {self.learner}: {err}") from err
 
     def excluded(self, dataset: str, method: str) -> bool:
         """Whether an ``exclude`` rule drops this (dataset, method) pair, e.g. a method too slow for a dataset."""
@@ -106,6 +164,45 @@ class GridConfig:
                                       method_params={**get_method(method).params, **mparams},
                                       learner=dict(self.learner)))
         return cells
+
+
+SEED_MAX = 2**32 - 2  # numpy and scikit-learn seeds are 32-bit; the splits use seed + 1
+
+
+def check_seeds(seeds: list[Any]) -> None:
+    """Seeds are whole numbers in [0, 2**32 - 2], at least one."""
+    if not seeds:
+        raise DataError("the grid needs at least one seed (e.g. --seeds 0,1,2)")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+            raise DataError(f"seed {seed!r} is invalid: seeds are whole numbers in [0, {SEED_MAX}]")
+
+
+def check_learner(learner: dict[str, Any]) -> None:
+    """The learner's name is registered and its parameters are ones its constructor takes."""
+    name = learner.get("name", "logreg")
+    if name not in LEARNERS:
+        raise DataError(f"unknown learner {name!r}; valid: {sorted(LEARNERS)}")
+    _check_keywords(f"learner {name!r}", LEARNERS[name], {k for k in learner if k != "name"},
+                    exclude={"self", "n_features", "n_classes", "seed"})
+
+
+def check_dataset_params(name: str, params: dict[str, Any]) -> None:
+    """Every parameter is one the dataset's loader takes (its signature), and the seed is not one of them."""
+    if "seed" in params:
+        raise DataError(f"dataset {name!r}: the seed is set with --seeds (or `seeds` in the config), "
+                        "not as a dataset parameter")
+    _check_keywords(f"dataset {name!r}", get_dataset(name), set(params), exclude={"seed"})
+
+
+def _check_keywords(owner: str, function: Any, given: set[str], exclude: set[str]) -> None:
+    signature = inspect.signature(function)
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    valid = sorted(set(signature.parameters) - exclude)
+    unknown = sorted(given - set(valid))
+    if unknown:
+        raise DataError(f"{owner}: unknown parameter(s) {unknown}; valid: {valid}")
 
 
 def _matches(rule: dict[str, str], dataset: str, method: str) -> bool:

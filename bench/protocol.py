@@ -151,13 +151,32 @@ class ValuationMethod:
     description: ClassVar[str] = ""
     selects_sets: ClassVar[bool] = False
     family: ClassVar[str] = "valuation"
+    param_kinds: ClassVar[Mapping[str, tuple[type, ...]]] = {}  # types a parameter accepts beyond its default's
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             raise DataError(f"method {self.name!r}: unknown parameter(s) {unknown}; "
                             f"valid: {sorted(self.params)}")
+        for key, value in params.items():
+            default = self.params[key]
+            kinds = self.param_kinds.get(key)
+            if kinds is not None and not (isinstance(value, kinds) and not isinstance(value, bool)):
+                raise DataError(f"method {self.name!r}: {key}={value!r} must be one of "
+                                f"{[k.__name__ for k in kinds]}")
+            if kinds is None and not _same_kind(default, value):
+                raise DataError(f"method {self.name!r}: {key}={value!r} must be a {type(default).__name__} "
+                                f"like its default {default!r}")
         self.config: dict[str, Any] = {**self.params, **params}
+
+    def check(self) -> dict[str, Any]:
+        """The configuration, checked: raise :class:`DataError` naming any value ``fit`` would refuse.
+
+        The grid calls this on every parameter combination before any cell runs, so that a bad value is a
+        usage error up front instead of a failed cell; ``fit`` calls it too. Override it to add a method's
+        own rules (and return the configuration with values converted as ``fit`` uses them).
+        """
+        return dict(self.config)
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:  # pragma: no cover - abstract
         """Value every train point of ``data`` with the models of ``learner``; deterministic for ``seed``."""
@@ -166,3 +185,14 @@ class ValuationMethod:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` can stand for a parameter whose default is ``default`` (numbers for numbers, ...)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True  # None or a structured default: the method's own check() decides

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from bench.cache import FitCache
 from bench.grid import Cell
+from bench.isolate import ChildDied, ChildTimeout, call_in_child
 from bench.learners import make_learner
 from bench.measure import measure
 from bench.labels import method_family
@@ -43,7 +44,8 @@ class CellTimeout(Exception):
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread of a process only)."""
+    """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread of a process only; elsewhere
+    :func:`run_cell` moves the cell into a child process, whose main thread it is)."""
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -114,7 +116,10 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     ``inflight_dir``: where a marker file named by the cell's key stays while the cell runs, so that the
     runner can tell which cells were running when a worker process died (best effort: a worker that cannot
     write there, e.g. on another machine, simply leaves no marker).
+    Outside a main thread (a dask worker) the cell runs in a forked child, so that its time limit holds.
     """
+    if time_limit_s and threading.current_thread() is not threading.main_thread():
+        return _run_cell_in_child(cell, plugins, time_limit_s, threads, cache_dir, inflight_dir)
     torch.set_num_threads(threads)
     load_builtin()
     load_plugins(list(plugins))
@@ -142,6 +147,34 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     if marker is not None:
         marker.unlink(missing_ok=True)
     return record
+
+
+KILL_GRACE_S = 10.0  # past the time limit: how long a child's own SIGALRM gets before the parent kills it
+
+
+def _run_cell_in_child(cell: Cell, plugins: tuple[str, ...], time_limit_s: float, threads: int,
+                       cache_dir: str | None, inflight_dir: str | None) -> dict[str, Any]:
+    """:func:`run_cell` where SIGALRM cannot reach (a dask worker thread): in a forked child
+    (:mod:`bench.isolate`) that is killed if it overruns, so a hanging method fails its own cell and frees
+    the worker. A child that dies is replaced once, as the local runner reruns a dead worker's cells."""
+    load_builtin()  # imported once in the worker, inherited by every child instead of imported in each
+    load_plugins(list(plugins))
+    why = ""
+    for _ in range(2):
+        try:
+            return call_in_child(run_cell, (cell, plugins, time_limit_s, threads, cache_dir, inflight_dir),
+                                 deadline_s=time_limit_s + KILL_GRACE_S)
+        except ChildTimeout:
+            return {**_died_record(cell, ""), "status": "timeout",
+                    "error": f"{cell.method}: time limit of {time_limit_s:g} s exceeded (its process was killed)"}
+        except ChildDied as err:
+            why = f"{err}, twice"
+        except RuntimeError as err:
+            return {**_died_record(cell, ""), "error": f"{cell.method}: {err}"}
+        finally:
+            if inflight_dir:
+                (Path(inflight_dir) / cell.key).unlink(missing_ok=True)
+    return _died_record(cell, why)
 
 
 def _mark_inflight(directory: str | None, key: str) -> Path | None:
@@ -197,7 +230,8 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
 
     ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
-    active ``dask.distributed.Client``; time limits then apply only where cells run in a main thread).
+    active ``dask.distributed.Client``; its worker threads run each cell in a forked child, see
+    :func:`run_cell`, so time limits hold there too).
     ``cache_dir``: where the metrics cache their fits (:mod:`bench.cache`); None turns the cache off.
 
     When a worker process dies (killed, out of memory, a crash in native code) the pool is lost with every

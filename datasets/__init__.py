@@ -1,3 +1,3 @@
 """The suite's datasets; importing this package registers every loader."""
 
-from datasets import images, synthetic, tabular  # noqa: F401  (imported for their registrations)
+from datasets import images, synthetic, table, tabular  # noqa: F401  (imported for their registrations)

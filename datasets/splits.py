@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numbers
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -20,13 +22,17 @@ def standardise(x_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - mean) / std).astype(np.float32) for a in (x_train, *others)]
 
 
-def split_sizes(name: str, n: int, n_train: int | None, n_valid: int | None,
-                n_test: int | None) -> tuple[int, int, int]:
-    """Split sizes: the given ones, with any missing ones taking the default fractions of what remains."""
-    sizes = [n_train, n_valid, n_test]
-    for size, label in zip(sizes, ("n_train", "n_valid", "n_test")):
-        if size is not None and size < 1:
-            raise DataError(f"dataset {name!r}: {label}={size} must be a positive integer")
+def split_sizes(name: str, n: int, n_train: float | None, n_valid: float | None,
+                n_test: float | None) -> tuple[int, int, int]:
+    """Split sizes: point counts (>= 1) or fractions of the ``n`` rows in (0, 1), with any missing ones
+    taking the default fractions of what remains."""
+    sizes: list[int | None] = []
+    for size, label in zip((n_train, n_valid, n_test), ("n_train", "n_valid", "n_test")):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Real) or not size > 0
+                                 or (size >= 1 and not float(size).is_integer())):
+            raise DataError(f"dataset {name!r}: {label}={size!r} must be a point count >= 1 or a fraction "
+                            "of the rows in (0, 1)")
+        sizes.append(None if size is None else max(1, int(round(size * n))) if size < 1 else int(size))
     given = sum(s for s in sizes if s is not None)
     if given > n:
         raise DataError(f"dataset {name!r}: requested {given} points "
@@ -36,6 +42,19 @@ def split_sizes(name: str, n: int, n_train: int | None, n_valid: int | None,
     for i in missing:
         sizes[i] = max(1, int((n - given) * DEFAULT_FRACTIONS[i] / share))
     return tuple(sizes)  # type: ignore[return-value]
+
+
+def check_stratifiable(name: str, classes: np.ndarray, counts: np.ndarray, sizes: tuple[int, int, int]) -> None:
+    """Stratified train/valid/test splits need every class in every split: 3 rows per class at least, and
+    each split at least as large as the number of classes."""
+    if counts.min() < 3:
+        rare = [classes[i].item() for i in np.flatnonzero(counts < 3)]
+        raise DataError(f"dataset {name!r}: class(es) {rare[:10]} have fewer than 3 rows ({int(counts.min())} "
+                        "at least); stratified train/valid/test splits need 3 per class: drop or merge them")
+    for label, size in zip(("n_train", "n_valid", "n_test"), sizes):
+        if size < len(classes):
+            raise DataError(f"dataset {name!r}: {label}={size} is smaller than its {len(classes)} classes; "
+                            "every split needs a point of each class")
 
 
 def make_splits(name: str, x: np.ndarray, y: np.ndarray, seed: int, n_classes: int | None = None,
@@ -52,6 +71,7 @@ def make_splits(name: str, x: np.ndarray, y: np.ndarray, seed: int, n_classes: i
     if len(classes) < 2:
         raise DataError(f"dataset {name!r}: one class only ({classes.tolist()}); valuation needs at least two")
     sizes = split_sizes(name, len(y), n_train, n_valid, n_test)
+    check_stratifiable(name, classes, np.bincount(y), sizes)
     idx = np.arange(len(y))
     rest, test = train_test_split(idx, test_size=sizes[2], stratify=y, random_state=seed)
     train, valid = train_test_split(rest, train_size=sizes[0], test_size=sizes[1], stratify=y[rest],

@@ -132,7 +132,7 @@ class HostCP(ValuationMethod):
               "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
               "max_valid": 1000, "pad": "far"}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = self.config
         if c["mode"] not in MODES:
             raise DataError(f"method {self.name!r}: mode must be one of {MODES}, got {c['mode']!r}")
@@ -148,7 +148,7 @@ class HostCP(ValuationMethod):
         return c
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
-        c = self._check()
+        c = self.check()
         with torch.random.fork_rng(devices=[]):  # seed locally: the caller's global RNG is untouched
             torch.manual_seed(seed)
             return self._fit(data, learner, np.random.default_rng(seed), budgets, c)

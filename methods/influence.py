@@ -212,6 +212,13 @@ class Influence(ValuationMethod):
 
     name = "influence"
     params = {"damping": "auto", "max_exact_params": 3000, "hessian": "gauss-newton"}
+    param_kinds = {"damping": (str, int, float)}  # "auto" or a number
+
+    def check(self) -> dict:
+        """The learner-independent rules of :meth:`_checked_params`, checked before any cell runs."""
+        c = super().check()
+        self._checked_params(None)
+        return c
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         damping, max_exact_params = self._checked_params(learner)
@@ -230,13 +237,14 @@ class Influence(ValuationMethod):
         return Valuation(scores=values, utility_evals=1, extra={"solver": solver, "damping": damping})
 
     def _checked_params(self, learner: Learner) -> tuple[float, int]:
-        """``damping`` and ``max_exact_params``, refused before any work when this learner cannot use them."""
-        if not isinstance(learner, (LogisticRegression, MLP)):
+        """``damping`` and ``max_exact_params``, refused before any work when this learner cannot use them
+        (``learner`` None: only the rules that hold for every learner, as :meth:`check` runs them up front)."""
+        if learner is not None and not isinstance(learner, (LogisticRegression, MLP)):
             raise MethodError(f"method 'influence' supports the logreg and mlp learners (their training objective "
                               f"is known), got {learner.name!r}")
         damping = self.config["damping"]
         if damping == "auto":
-            damping = AUTO_DAMPING[learner.name]
+            damping = AUTO_DAMPING["logreg" if learner is None else learner.name]
         if isinstance(damping, bool) or not isinstance(damping, (int, float)) or damping < 0:
             raise DataError(f"method 'influence': damping must be a number >= 0 or 'auto', got {damping!r}")
         if damping == 0 and isinstance(learner, MLP):

@@ -47,9 +47,13 @@ class KNNShapley(ValuationMethod):
     name = "knn-shapley"
     params = {"k": 10}
 
+    def check(self) -> dict:
+        c = super().check()
+        if int(c["k"]) < 1:
+            raise DataError(f"method 'knn-shapley': k must be >= 1, got {c['k']}")
+        return c
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
-        k = int(self.config["k"])
-        if k < 1:
-            raise DataError(f"method 'knn-shapley': k must be >= 1, got {k}")
+        k = int(self.check()["k"])
         values = knn_shapley_values(data.x_train, data.y_train, data.x_valid, data.y_valid, k)
         return Valuation(scores=values, utility_evals=0)

@@ -22,7 +22,7 @@ from bench.learners import Learner, LogisticRegression
 from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from bench.registry import register_method
 from methods.tmc_shapley import BatchedPrefixFits
-from methods.utility import Utility
+from methods.utility import Utility, check_utility
 
 EXACT_TOL = 1e-8  # max |gradient| of the Newton solves: parameter error <= 1e-8 / l2, far below the O(1/n) shifts
 
@@ -54,10 +54,17 @@ class LeaveOneOut(ValuationMethod):
     name = "loo"
     params = {"utility": "accuracy", "warm_start": True, "block": 32, "newton_max_params": 256}
 
+    def check(self) -> dict:
+        c = super().check()
+        check_utility(self.name, c["utility"])
+        if int(c["block"]) < 1:
+            raise DataError(f"method 'loo': block must be >= 1, got {c['block']}")
+        if int(c["newton_max_params"]) < 0:
+            raise DataError(f"method 'loo': newton_max_params must be >= 0, got {c['newton_max_params']}")
+        return c
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
-        block = int(self.config["block"])
-        if block < 1:
-            raise DataError(f"method 'loo': block must be >= 1, got {block}")
+        block = int(self.check()["block"])
         utility = Utility(data, learner, self.config["utility"])
         everyone = torch.arange(data.n_train)
         warm = bool(self.config["warm_start"])

@@ -21,7 +21,7 @@ from bench.learners import Learner, LogisticRegression
 from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from bench.registry import register_method
 from methods.tmc_shapley import BatchedPrefixFits, TMCShapley
-from methods.utility import Utility
+from methods.utility import Utility, check_utility
 
 
 def beta_position_weights(n: int, alpha: float, beta: float) -> np.ndarray:
@@ -39,11 +39,14 @@ class BetaShapley(TMCShapley):
     name = "beta-shapley"
     params = {**TMCShapley.params, "alpha": 16.0, "beta": 1.0}
 
+    def check(self) -> dict:
+        c = super().check()
+        if not (c["alpha"] > 0 and c["beta"] > 0):
+            raise DataError(f"method 'beta-shapley': alpha and beta must be > 0, got {c['alpha']}, {c['beta']}")
+        return c
+
     def position_weights(self, n: int) -> np.ndarray:
-        alpha, beta = float(self.config["alpha"]), float(self.config["beta"])
-        if alpha <= 0 or beta <= 0:
-            raise DataError(f"method 'beta-shapley': alpha and beta must be > 0, got {alpha}, {beta}")
-        return beta_position_weights(n, alpha, beta)
+        return beta_position_weights(n, float(self.config["alpha"]), float(self.config["beta"]))
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         valuation = super().fit(data, learner, seed)
@@ -58,10 +61,16 @@ class Banzhaf(ValuationMethod):
     name = "banzhaf"
     params = {"utility": "accuracy", "num_subsets": 500, "block": 32, "newton_max_params": 256}
 
+    def check(self) -> dict:
+        c = super().check()
+        if int(c["num_subsets"]) < 4:
+            raise DataError(f"method 'banzhaf': num_subsets must be >= 4, got {c['num_subsets']}")
+        check_utility(self.name, c["utility"])
+        return c
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
-        m, block = int(self.config["num_subsets"]), int(self.config["block"])
-        if m < 4:
-            raise DataError(f"method 'banzhaf': num_subsets must be >= 4, got {m}")
+        c = self.check()
+        m, block = int(c["num_subsets"]), int(c["block"])
         n = data.n_train
         utility = Utility(data, learner, self.config["utility"])
         full = utility.fit(torch.arange(n))

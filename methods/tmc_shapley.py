@@ -32,7 +32,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from bench.learners import Learner, LogisticRegression
 from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from bench.registry import register_method
-from methods.utility import Utility
+from methods.utility import Utility, check_utility
 
 
 def permutation_marginals(utility: Utility, order: np.ndarray, full_score: float, tolerance: float,
@@ -217,7 +217,7 @@ class TMCShapley(ValuationMethod):
               "warm_start": True, "block": 32,
               "newton_max_params": 256, "n_jobs": 1}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = dict(self.config)
         for key in ("max_permutations", "min_permutations", "batch", "patience", "window", "n_jobs", "block",
                     "newton_max_params"):
@@ -227,6 +227,7 @@ class TMCShapley(ValuationMethod):
                             f"window >= 2; got {self.config}")
         if c["tolerance"] < 0:
             raise DataError(f"method {self.name!r}: tolerance must be >= 0, got {c['tolerance']}")
+        check_utility(self.name, c["utility"])
         return c
 
     def position_weights(self, n: int) -> np.ndarray | None:
@@ -234,7 +235,7 @@ class TMCShapley(ValuationMethod):
         return None
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
-        c = self._check()
+        c = self.check()
         utility = Utility(data, learner, c["utility"])
         full_score = utility(torch.arange(data.n_train))
         fits = 2  # the empty-set and full-data models

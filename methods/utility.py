@@ -22,6 +22,12 @@ def model_score(model: FittedModel, x: np.ndarray, y: np.ndarray, metric: str) -
     return -model.loss(x, y)
 
 
+def check_utility(method: str, metric: str) -> None:
+    """Refuse an unknown utility name up front, naming the method and the valid names."""
+    if metric not in UTILITIES:
+        raise DataError(f"method {method!r}: unknown utility {metric!r}; valid: {list(UTILITIES)}")
+
+
 class Utility:
     """U(S) for subsets of ``data``'s train split; ``empty`` is the value of the empty set (chance level)."""
 

@@ -2,7 +2,10 @@
 
 import inspect
 import json
+import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -66,3 +69,45 @@ def test_an_unreachable_scheduler_is_a_clear_usage_error_quickly(tmp_path, capsy
     assert code == 2
     assert f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}'" in capsys.readouterr().err
     assert time.perf_counter() - t0 < 15
+
+
+def test_a_hanging_method_fails_its_own_cell_and_frees_the_worker(cluster, tmp_path):
+    t0 = time.perf_counter()
+    assert main(["--plugin", PLUGIN, "run", "--methods", "plugin-sleepy,random", "--datasets", "wine",
+                 "--seeds", "0,1,2", "--budgets", "0.5", "--set", "plugin-sleepy.seconds=300", "--time-limit", "2",
+                 "--no-progress", "--out", str(tmp_path), "--run-id", "r", "--backend", "dask",
+                 "--scheduler", cluster.scheduler_address]) == 0
+    # three 300 s sleepers on two workers take 600 s unless each frees its worker after its 2 s
+    assert time.perf_counter() - t0 < 250
+    rows = records(tmp_path / "r")
+    assert sorted((r["method"], r["status"]) for r in rows) == [("plugin-sleepy", "timeout")] * 3 + [
+        ("random", "ok")] * 3
+    assert all("time limit of 2 s exceeded" in r["error"] for r in rows if r["status"] == "timeout")
+
+
+def test_a_worker_killed_mid_grid_loses_no_cell_and_runs_none_twice(cluster, tmp_path):
+    """Runs last in this module: the killed worker is restarted by its nanny."""
+    grid = ["--plugin", PLUGIN, "run", "--methods", "plugin-sleepy", "--datasets", "wine", "--seeds",
+            ",".join(map(str, range(12))), "--budgets", "0.5", "--set", "plugin-sleepy.seconds=1",
+            "--no-progress", "--out", str(tmp_path), "--run-id", "r", "--backend", "dask",
+            "--scheduler", cluster.scheduler_address]
+    with distributed.Client(cluster.scheduler_address) as client:
+        victim = next(iter(client.run(os.getpid).values()))
+    codes = []
+    thread = threading.Thread(target=lambda: codes.append(main(grid)))
+    thread.start()
+    results, inflight = tmp_path / "r" / "results.jsonl", tmp_path / "r" / ".inflight"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (results.exists() and len(results.read_text().splitlines()) >= 2
+                                               and inflight.exists() and any(inflight.iterdir())):
+        time.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)  # while cells are in flight
+    landed_before_kill = len(results.read_text().splitlines())
+    thread.join(timeout=300)
+    assert codes == [0]
+    assert landed_before_kill < 12  # the worker died mid-grid
+    with distributed.Client(cluster.scheduler_address) as client:
+        assert victim not in client.run(os.getpid).values()  # it was killed (and its nanny started another)
+    rows = records(tmp_path / "r")
+    assert len(rows) == 12 and len({r["key"] for r in rows}) == 12  # each cell exactly once, none lost
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]

@@ -1,4 +1,4 @@
-"""Methods registered from outside the suite, loaded with ``--plugin``: good, broken, slow, and worker-killing."""
+"""Methods registered from outside the suite, loaded with ``--plugin``: good, broken, slow, stuck, killing."""
 
 import os
 import signal
@@ -56,3 +56,16 @@ class Killer(ValuationMethod):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
         return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
+
+
+@register_method
+class Stuck(ValuationMethod):
+    """Plugin test method that cannot be interrupted by SIGALRM (as in native code) and sleeps ``seconds``."""
+
+    name = "plugin-stuck"
+    params = {"seconds": 30.0}
+
+    def fit(self, data, learner, seed):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(self.config["seconds"])
+        return Valuation(scores=np.zeros(data.n_train))

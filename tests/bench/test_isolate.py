@@ -1,0 +1,79 @@
+"""Cells in a forked child: what dask worker threads do so that time limits hold (bench.isolate, runner)."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import bench.runner as runner
+from bench.grid import GridConfig
+from bench.isolate import ChildDied, ChildTimeout, call_in_child
+from bench.registry import load_builtin, load_plugins
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
+load_builtin()
+load_plugins([PLUGIN])
+
+
+def hang():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(60)
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail():
+    raise ValueError("bad input")
+
+
+def test_results_come_back_whatever_their_size():
+    assert call_in_child(divmod, (17, 5), deadline_s=30) == (3, 2)
+    assert len(call_in_child(bytes, (5_000_000,), deadline_s=30)) == 5_000_000  # > the pipe's buffer
+
+
+def test_a_stuck_child_is_killed_at_the_deadline():
+    t0 = time.perf_counter()
+    with pytest.raises(ChildTimeout, match="no result within 1 s"):
+        call_in_child(hang, (), deadline_s=1)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_a_child_that_dies_or_raises_is_reported():
+    with pytest.raises(ChildDied, match="signal 9"):
+        call_in_child(die, (), deadline_s=30)
+    with pytest.raises(RuntimeError, match="ValueError: bad input"):
+        call_in_child(fail, (), deadline_s=30)
+
+
+def in_a_thread(method, params, time_limit_s):
+    """run_cell as a dask worker calls it: from a thread that is not the main one."""
+    cell = GridConfig(methods=[method], datasets=["wine"], budgets=[0.5],
+                      method_params={method: params}).cells()[0]
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(runner.run_cell(cell, (PLUGIN,), time_limit_s)))
+    thread.start()
+    thread.join()
+    return out
+
+
+def test_a_cell_in_a_thread_keeps_its_time_limit(monkeypatch):
+    t0 = time.perf_counter()
+    record = in_a_thread("plugin-sleepy", {"seconds": 60.0}, 1)  # the child's own SIGALRM
+    assert record["status"] == "timeout" and "time limit of 1 s exceeded" in record["error"]
+    monkeypatch.setattr(runner, "KILL_GRACE_S", 0.5)
+    record = in_a_thread("plugin-stuck", {"seconds": 60.0}, 1)  # deaf to SIGALRM: killed by the parent
+    assert record["status"] == "timeout" and "its process was killed" in record["error"]
+    assert time.perf_counter() - t0 < 30
+    assert in_a_thread("plugin-sleepy", {"seconds": 0.0}, 5)["status"] == "ok"
+
+
+def test_a_cell_whose_process_dies_is_rerun_once(tmp_path):
+    once = in_a_thread("plugin-killer", {"marker": str(tmp_path / "once")}, 30)
+    assert (tmp_path / "once").exists() and once["status"] == "ok"
+    always = in_a_thread("plugin-killer", {"marker": str(tmp_path / "always"), "always": 1}, 30)
+    assert always["status"] == "failed" and "died while running this cell (signal 9, twice)" in always["error"]
