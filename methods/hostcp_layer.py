@@ -33,12 +33,17 @@ SOLVERS = ("fast", "cvxpylayers")
 SOLVER_ARGS = {"solve_method": "Clarabel"}
 
 
-def build_problem(n_new: int, n_old: int, fraction: float, mode: str) -> tuple[cp.Problem, list, list]:
-    """The cvxpy problem with parameters ``[D_new, D_old]`` and variables ``[Z_new, Z_old]``."""
+def check_program(fraction: float, mode: str) -> None:
+    """Reject an unknown mode or a budget fraction outside (0, 1]."""
     if mode not in MODES:
         raise ValueError(f"hostcp layer: mode must be one of {MODES}, got {mode!r}")
     if not 0 < fraction <= 1:
         raise ValueError(f"hostcp layer: fraction must lie in (0, 1], got {fraction}")
+
+
+def build_problem(n_new: int, n_old: int, fraction: float, mode: str) -> tuple[cp.Problem, list, list]:
+    """The cvxpy problem with parameters ``[D_new, D_old]`` and variables ``[Z_new, Z_old]``."""
+    check_program(fraction, mode)
     if n_old < 1 and fraction < 1:
         raise ValueError("hostcp layer: with no old points the budget makes the problem infeasible; "
                          "pad D_old with far-away dummy columns")
@@ -70,8 +75,7 @@ def solve_facility(d_new: torch.Tensor, d_old: torch.Tensor, fraction: float, mo
     for the QP) with the budget ``fraction * B``; differentiable w.r.t. both. Computed in float64, returned in
     the input dtype. ``solver``: "fast" (methods/hostcp_solver.py) or "cvxpylayers" (the reference)."""
     if solver == "fast":
-        if mode not in MODES:
-            raise ValueError(f"hostcp layer: mode must be one of {MODES}, got {mode!r}")
+        check_program(fraction, mode)
         solve = solve_qp if mode == "qp" else solve_lp
         return solve(d_new, d_old, fraction * d_new.shape[-1])
     if solver != "cvxpylayers":
