@@ -17,10 +17,12 @@ QP (``solve_qp``). Dualise the budget with mu >= 0: the rows decouple and
     g(mu) = sum_i <m, z_i(mu)>    (continuous, non-increasing, piecewise linear).
 If g(0) <= budget then mu = 0; otherwise mu is the root of g(mu) = budget. On a piece (supports S_i fixed)
     z_ij = v_ij - t_i on S_i,  t_i = (sum_{S_i} v_ij - 1) / |S_i|,  v_i = -(d_i + mu m),
-so g'(mu) = -sum_i n_i o_i / |S_i| (n_i, o_i: new and old columns in S_i) and one Newton step from a point
-of the root's piece lands on the root exactly. The search keeps a bracket [lo, hi] (hi: every new column is
-out of every support) and cycles Newton from lo, Newton from hi and bisection, each kept inside the bracket,
-until |g(mu) - budget| <= 1e-10 (1 + budget): a handful of iterations, exact to rounding. Backward (the
+so g'(mu) = -sum_i n_i o_i / |S_i| (n_i, o_i: new and old columns in S_i). The root comes in closed form
+from g's breakpoints (``_breakpoint_multiplier``: a row's new mass x fixes both of its thresholds, so each
+row's breakpoints follow from two sorts and cumulative sums, and g at all of them from two more cumulative
+sums); it is verified, |g(mu) - budget| <= 1e-10 (1 + budget), and where rounding defeats it a safeguarded
+search takes over (a bracket [lo, hi], hi putting every new column out of every support; Newton from lo,
+Newton from hi and bisection in turn; a Newton step from the root's piece lands on the root). Backward (the
 implicit function theorem with the supports held fixed): with J_i = diag(s_i) - s_i s_i^T / |S_i| (s_i the
 support indicator), dz_i = -J_i (dd_i + dmu m); while the budget is tight (mu > 0), sum_i m^T dz_i = 0 gives
 dmu = -sum_i m^T J_i dd_i / C with C = sum_i m^T J_i m = sum_i n_i o_i / |S_i|. For an upstream gradient G,
@@ -101,15 +103,71 @@ def _budget_use(v0: torch.Tensor, is_new: torch.Tensor, mu: torch.Tensor, b: int
     return z, g, slope
 
 
+def _inverse_mass(values: torch.Tensor, cumulative: torch.Tensor, knots: torch.Tensor, mass: torch.Tensor
+                  ) -> torch.Tensor:
+    """The threshold s with sum_j (values_j - s)_+ = mass, per row (values sorted descending, mass >= 0).
+
+    ``knots`` are that sum at s = values_j (increasing); on the piece with j values above s,
+    s = (sum of the j largest - mass) / j.
+    """
+    count = torch.searchsorted(knots, mass, right=True).clamp(1, values.shape[-1])
+    return (cumulative.gather(-1, count - 1) - mass) / count
+
+
+def _breakpoint_multiplier(d_new: torch.Tensor, d_old: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+    """The root of g(mu) = budget from the breakpoints of g, in closed form (no iteration).
+
+    Row i's new mass x in [0, 1] fixes both thresholds: the new columns' s = F^-1(x) and the old columns'
+    t = G^-1(1 - x), with F(s) = sum_j (a_j - s)_+ over a = -D_new[i], G likewise over -D_old[i]; so
+    mu_i(x) = F^-1(x) - G^-1(1 - x) is decreasing and x_i(mu) is its piecewise-linear inverse, whose
+    breakpoints are the knots of F (a column enters) and of 1 - G. g(mu) = B + sum_l ds_l (mu - m_l)_+ over
+    all rows' breakpoints m_l with slope changes ds_l, so g at every breakpoint is two cumulative sums away,
+    and the root lies on the piece where g crosses the budget.
+    """
+    new, _ = torch.sort(-d_new, dim=-1, descending=True)
+    old, _ = torch.sort(-d_old, dim=-1, descending=True)
+    new_sums, old_sums = new.cumsum(-1), old.cumsum(-1)
+    new_knots = new_sums - torch.arange(1, new.shape[-1] + 1, dtype=new.dtype) * new  # F at a_j, increasing
+    old_knots = old_sums - torch.arange(1, old.shape[-1] + 1, dtype=old.dtype) * old  # G at c_k
+    x, _ = torch.sort(torch.cat([new_knots, 1 - old_knots], -1).clamp(0, 1), dim=-1, descending=True)
+    mu = _inverse_mass(new, new_sums, new_knots, x) - _inverse_mass(old, old_sums, old_knots, 1 - x)
+    mu = mu.cummax(-1).values  # increasing as x decreases (exactly, up to rounding)
+    step = mu.diff(dim=-1)
+    slope = torch.where(step > 0, x.diff(dim=-1) / step.clamp_min(1e-300), torch.zeros_like(step))
+    slope_change = torch.diff(slope, dim=-1, prepend=torch.zeros_like(slope[..., :1]),
+                              append=torch.zeros_like(slope[..., :1]))
+    problems = mu.shape[0]
+    knots, order = torch.sort(mu.reshape(problems, -1), dim=-1)
+    change = slope_change.reshape(problems, -1).gather(-1, order)
+    slopes = change.cumsum(-1)
+    g = d_new.shape[-1] + slopes * knots - (change * knots).cumsum(-1)
+    last = (g > budget[:, None]).sum(-1, keepdim=True).clamp(1, knots.shape[-1] - 1) - 1  # g(knot) > budget
+    left, g_left, slope_left = knots.gather(-1, last), g.gather(-1, last), slopes.gather(-1, last)
+    right = knots.gather(-1, last + 1)
+    root = left + (g_left - budget[:, None]) / (-slope_left).clamp_min(1e-300)
+    return torch.where(slope_left < 0, root.clamp(max=right), right).clamp_min(0).squeeze(-1)
+
+
 def _multiplier(v0: torch.Tensor, is_new: torch.Tensor, budget: torch.Tensor, d_new: torch.Tensor,
                 d_old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mu, z)``: the budget multiplier of every problem (0 where the budget is slack) and the solution."""
+    """``(mu, z)``: the budget multiplier of every problem (0 where the budget is slack) and the solution.
+
+    The breakpoint formula gives mu directly; it is verified (g(mu) = budget to the tolerance) and, where
+    rounding defeats it, refined by a safeguarded search: Newton from either end of a bracket, bisection.
+    """
     b = d_new.shape[-1]
     mu = torch.zeros_like(budget)
     z, g, slope = _budget_use(v0, is_new, mu, b)
     tolerance = TOLERANCE * (1 + budget)
     open_ = g > budget + tolerance
     if d_old.shape[-1] == 0 or not bool(open_.any()):
+        return mu, z
+    guess = torch.where(open_, _breakpoint_multiplier(d_new, d_old, budget), mu)
+    z_guess, g_guess, _ = _budget_use(v0, is_new, guess, b)
+    done = open_ & ((g_guess - budget).abs() <= tolerance)
+    mu, z = torch.where(done, guess, mu), torch.where(done[:, None, None], z_guess, z)
+    open_ = open_ & ~done
+    if not bool(open_.any()):
         return mu, z
     # at hi every new column sits at least 1 below the row's best old one, hence outside every support
     lo, g_lo, slope_lo = mu.clone(), g, slope

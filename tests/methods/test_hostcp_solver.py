@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from methods.hostcp_layer import facility_layer, solve_facility
+from methods import hostcp_solver
 from methods.hostcp_solver import project_simplex, solve_lp, solve_qp
 
 # cvxpylayers (Clarabel) at tight tolerances, so that its own error stays well below the 1e-5 we compare at
@@ -133,6 +134,25 @@ def test_qp_tight_budget_gradient_needs_the_multiplier_term():
     z_slack, _ = solve_qp(d_new, d_old, 5.0)
     (grad_slack,) = torch.autograd.grad(z_slack.sum(), d_new)
     assert grad_slack.abs().max() > 1e-3
+
+
+def test_breakpoint_multiplier_meets_the_budget_exactly():
+    shape = (12,)
+    d = torch.stack([torch.cdist(f, f) for f in (features(20, seed=s, dim=5) for s in range(12))]) / 0.7
+    d_new, d_old = d[:, :10, :10], d[:, :10, 10:]
+    budget = torch.linspace(0.5, 4.0, 12, dtype=torch.float64)
+    mu = hostcp_solver._breakpoint_multiplier(d_new, d_old, budget)
+    z_new, _ = project_simplex(-torch.cat([d_new + mu[:, None, None], d_old], -1))[0].split([10, 10], -1)
+    assert mu.shape == shape and (mu > 0).all()
+    assert torch.allclose(z_new.sum(dim=(-1, -2)), budget, atol=1e-12)
+
+
+def test_safeguarded_search_when_the_breakpoint_guess_misses(monkeypatch):
+    d_new, d_old = random_instance(8, 6, seed=1)
+    expected = solve_qp(d_new, d_old, 2.4)
+    monkeypatch.setattr(hostcp_solver, "_breakpoint_multiplier", lambda d_new, d_old, budget: budget * 0)
+    for a, c in zip(solve_qp(d_new, d_old, 2.4), expected):
+        assert torch.allclose(a, c, atol=1e-9)
 
 
 def test_batched_equals_one_by_one():
