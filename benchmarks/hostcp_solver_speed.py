@@ -9,7 +9,9 @@ Writes ``benchmarks/results/hostcp_solver_speed.{md,json}`` with
 2. ``hostcp`` at the authors' settings (B = B' = 40, d = 100, 5 epochs, fraction 0.2, tau 0.9) on synthetic
    data of N points against one logistic-regression fit on the same data, per N, the log-log slope of
    hostcp's seconds in N, and where hostcp's time goes (the ``extra`` timings the method records).
-Everything runs on one torch thread, in one process, so the ratios compare like with like.
+Times are CPU seconds of this process (one torch thread), so other jobs sharing the machine barely move
+them, and everything runs in one process, so the ratios compare like with like. The method's own phase
+timings (its `extra`) are wall seconds, so the shares are approximate on a loaded machine.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 AUTHORS = {"batch_size": 40, "neighbours": 40, "dim": 100, "epochs": 5, "fraction": 0.2, "tau": 0.9}
 PARTS = ("search_s", "solve_s", "lookahead_s", "layer_backward_s", "model_s")
-REFERENCE_MAX_B = 64  # cvxpylayers' QP at B = 128 took over 20 GB here and was killed, so it stops at 64
+REFERENCE_MAX_B = 64  # cvxpylayers' QP at B = 128 was killed here (out of memory, 23 GB machine), so it stops at 64
 
 
 def program(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,10 +50,10 @@ def time_solve(b: int, mode: str, solver: str, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         dn, do = d_new.clone().requires_grad_(True), d_old.clone().requires_grad_(True)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         z_new, _ = solve_facility(dn, do, 0.2, mode, solver)
         (weights * z_new.sum(0) ** 2).sum().backward()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times)
 
 
@@ -79,12 +81,12 @@ def fit_table(sizes: list[int], mode: str) -> list[dict]:
         learner = LogisticRegression(data.n_features, data.n_classes)
         fits = []
         for _ in range(3):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             learner.fit(data.x_train, data.y_train)
-            fits.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+            fits.append(time.process_time() - t0)
+        t0 = time.process_time()
         valuation = HostCP(**AUTHORS, mode=mode).fit(data, learner, seed=0, budgets=[n // 10])
-        wall = time.perf_counter() - t0
+        wall = time.process_time() - t0
         parts = {k: valuation.extra[k] for k in PARTS}
         rows.append({"mode": mode, "n_train": n, "learner_fit_s": statistics.median(fits), "hostcp_s": wall,
                      "ratio": wall / statistics.median(fits), **parts, "other_s": wall - sum(parts.values()),
@@ -98,7 +100,7 @@ def slope(rows: list[dict]) -> float:
 
 
 def markdown(solves: list[dict], fits: dict[str, list[dict]]) -> str:
-    lines = ["# HOST-CP solver speed", "", "Written by `benchmarks/hostcp_solver_speed.py` (one torch thread).", "",
+    lines = ["# HOST-CP solver speed", "", "Written by `benchmarks/hostcp_solver_speed.py` (CPU seconds, one torch thread).", "",
              "## Solve + backward of one mini-batch program (B' = B, budget 0.2 B)", "",
              "| mode | B | fast (ms) | cvxpylayers (ms) | speed-up |", "|---|---|---|---|---|"]
     for r in solves:

@@ -184,7 +184,7 @@ class HostCP(ValuationMethod):
             previous = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
             selected = []
             for idx in batches:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 xb, yb = x[idx], y[idx]
                 sel_idx = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
                 if len(sel_idx) == 0:  # an epoch's first batch: the previous epoch's selection covers it
@@ -199,19 +199,19 @@ class HostCP(ValuationMethod):
                     old = sel_idx[nearest_selected(phi(xb), phi(x[sel_idx]), n_old).numpy()] \
                         if len(sel_idx) else sel_idx
                 phi.train()
-                t1 = time.perf_counter()
+                t1 = time.process_time()
                 s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"],
                                     c["solver"])
-                t2 = time.perf_counter()
+                t2 = time.process_time()
                 valid_loss = lookahead_valid_loss(model, theta, xb, yb, s, eta, xv, yv)
                 opt_phi.zero_grad()
-                t3 = t2b = time.perf_counter()
+                t3 = t2b = time.process_time()
                 if s.requires_grad:  # split the backward: look-ahead to s, then s through the layer to phi
                     (grad_s,) = torch.autograd.grad(valid_loss, s)
-                    t2b = time.perf_counter()
+                    t2b = time.process_time()
                     s.backward(grad_s)
                     opt_phi.step()
-                    t3 = time.perf_counter()
+                    t3 = time.process_time()
 
                 # the model step on the same selected, weighted points
                 s_fixed = s.detach()
@@ -222,7 +222,7 @@ class HostCP(ValuationMethod):
                 scores[idx] += s_np
                 last_r[idx] = r_np
                 selected.append(idx[s_np > 0])
-                t4 = time.perf_counter()
+                t4 = time.process_time()
                 timing["search_s"] += t1 - t0
                 timing["solve_s"] += t2 - t1  # includes the batch's features and distances (small)
                 timing["lookahead_s"] += t2b - t2

@@ -156,17 +156,20 @@ def _multiplier(v0: torch.Tensor, is_new: torch.Tensor, budget: torch.Tensor, d_
     rounding defeats it, refined by a safeguarded search: Newton from either end of a bracket, bisection.
     """
     b = d_new.shape[-1]
-    mu = torch.zeros_like(budget)
-    z, g, slope = _budget_use(v0, is_new, mu, b)
+    zero = torch.zeros_like(budget)
     tolerance = TOLERANCE * (1 + budget)
-    open_ = g > budget + tolerance
-    if d_old.shape[-1] == 0 or not bool(open_.any()):
-        return mu, z
-    guess = torch.where(open_, _breakpoint_multiplier(d_new, d_old, budget), mu)
-    z_guess, g_guess, _ = _budget_use(v0, is_new, guess, b)
-    done = open_ & ((g_guess - budget).abs() <= tolerance)
-    mu, z = torch.where(done, guess, mu), torch.where(done[:, None, None], z_guess, z)
-    open_ = open_ & ~done
+    if d_old.shape[-1] == 0:  # the budget is then >= B (checked), hence slack
+        return zero, _budget_use(v0, is_new, zero, b)[0]
+    guess = torch.where(budget >= b, zero, _breakpoint_multiplier(d_new, d_old, budget))
+    z, g, _ = _budget_use(v0, is_new, guess, b)
+    done = ((g - budget).abs() <= tolerance) | ((guess == 0) & (g <= budget + tolerance))
+    if bool(done.all()):
+        return guess, z
+    mu = torch.where(done, guess, zero)
+    z_zero, g, slope = _budget_use(v0, is_new, zero, b)
+    slack = ~done & (g <= budget + tolerance)
+    z = torch.where(slack[:, None, None], z_zero, z)
+    open_ = ~done & ~slack
     if not bool(open_.any()):
         return mu, z
     # at hi every new column sits at least 1 below the row's best old one, hence outside every support
