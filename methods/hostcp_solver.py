@@ -42,9 +42,10 @@ rows with the same tie pattern), and both are optimal otherwise (same objective)
 Gradient: the LP's solution map is piecewise constant, so its derivative is zero almost everywhere, and the
 fast LP returns exactly zero. cvxpylayers differentiates its interior-point solution instead, which gives a
 tiny (norm ~1e-5 against ~1e-2 for the QP), solver-tolerance-driven gradient: an artefact of stopping the
-barrier early, not information about the LP. Under Adam (scale-free) that artefact still moves phi, so
-``hostcp-lp`` with the two backends differs in phi's trajectory (random-walk-like versus weight decay
-only), not in the program it solves; benchmarks/hostcp_solver_quality.py measures the effect on quality.
+barrier early, not information about the LP. Under Adam (scale-free) that artefact still moves phi at full
+step size, while ``hostcp`` skips the selector step on an exactly zero gradient; so ``hostcp-lp`` with the
+two backends differs in phi's trajectory (an artefact-driven walk versus phi kept at its initialisation),
+not in the program it solves; benchmarks/hostcp_solver_quality.py measures the effect on quality.
 """
 
 from __future__ import annotations
