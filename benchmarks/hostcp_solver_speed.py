@@ -100,7 +100,8 @@ def slope(rows: list[dict]) -> float:
 
 
 def markdown(solves: list[dict], fits: dict[str, list[dict]]) -> str:
-    lines = ["# HOST-CP solver speed", "", "Written by `benchmarks/hostcp_solver_speed.py` (CPU seconds, one torch thread).", "",
+    lines = ["# HOST-CP solver speed", "",
+             "Written by `benchmarks/hostcp_solver_speed.py` (CPU seconds, one torch thread).", "",
              "## Solve + backward of one mini-batch program (B' = B, budget 0.2 B)", "",
              "| mode | B | fast (ms) | cvxpylayers (ms) | speed-up |", "|---|---|---|---|---|"]
     for r in solves:
