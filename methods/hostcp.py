@@ -27,8 +27,9 @@ Choices of ours (the paper leaves them open or the authors' code differs):
 * phi is updated with Adam (scale-free: the look-ahead gradient carries a factor eta), theta with SGD.
   A step whose gradient is exactly zero is skipped: under Adam, weight decay alone would move every
   weight by lr towards 0 per step and collapse phi within an epoch, where the authors' SGD barely shrinks
-  it. The LP's derivative is zero almost everywhere, so ``hostcp-lp`` (fast solver) keeps phi at its
-  initialisation; with ``solver="cvxpylayers"`` Adam instead follows the reference's tiny interior-point
+  it. The QP's gradient is exactly zero on batches where every support is one column (about half of them
+  at gamma = 0.1 on synthetic data) or nothing passes tau. The LP's is zero almost everywhere, so
+  ``hostcp-lp`` (fast solver) keeps phi at its initialisation; with ``solver="cvxpylayers"`` Adam instead follows the reference's tiny interior-point
   gradient (norm ~1e-5) at full step size, a solver artefact.
 * The QP's gamma is relative to the batch's mean off-diagonal distance, so it is scale-free too.
 * The program is solved by our exact solver (methods/hostcp_solver.py, ``solver="fast"``), not by

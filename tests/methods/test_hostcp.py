@@ -182,3 +182,26 @@ def test_unknown_solver_is_rejected_up_front():
     data = blobs(n_train=40, n_valid=20, seed=0)
     with pytest.raises(DataError, match=r"solver must be one of \('fast', 'cvxpylayers'\)"):
         get_method("hostcp")(solver="clarabel").fit(data, LogisticRegression(2, 2), seed=0)
+
+
+@pytest.mark.parametrize("method", ["hostcp", "hostcp-lp"])
+def test_selector_moves_only_on_a_nonzero_gradient(method, monkeypatch):
+    """A zero gradient (the LP's, always) leaves phi at its initial weights (Adam's weight decay alone would
+    collapse it); the QP's gradient moves it."""
+    import methods.hostcp as hostcp_module
+
+    made = []
+
+    def spy(n_features, dim):
+        phi = feature_map(n_features, dim)
+        made.append((phi, {k: v.clone() for k, v in phi.named_parameters()}))
+        return phi
+
+    monkeypatch.setattr(hostcp_module, "feature_map", spy)
+    data = blobs(n_train=70, n_valid=30, seed=3)
+    # a large smoothing, budget and threshold: points get selected and the QP's gradient is nonzero
+    get_method(method)(epochs=1, batch_size=16, neighbours=8, dim=8, gamma=10.0, fraction=0.5, tau=0.5).fit(
+        data, LogisticRegression(data.n_features, data.n_classes), seed=1, budgets=[10])
+    phi, before = made[0]
+    unchanged = all(torch.equal(p, before[k]) for k, p in phi.named_parameters())
+    assert unchanged == (method == "hostcp-lp")
