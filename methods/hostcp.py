@@ -33,7 +33,7 @@ Choices of ours (the paper leaves them open or the authors' code differs):
   gradient (norm ~1e-5) at full step size, a solver artefact.
 * The QP's gamma is relative to the batch's mean off-diagonal distance, so it is scale-free too.
 * The program is solved by our exact solver (methods/hostcp_solver.py, ``solver="fast"``), not by
-  cvxpylayers (``solver="cvxpylayers"``, the generic reference, ~150x slower at B = 40): the same
+  cvxpylayers (``solver="cvxpylayers"``, the generic reference, 130-150x slower at B = 40): the same
   solution to interior-point precision, an exact active-set gradient for the QP, an exactly zero one for
   the LP. Measured on seeds 0-4 (benchmarks/hostcp_solver_quality.py): the QP's subset accuracy is the
   same within noise on synthetic, digits and mnist, its mislabel AUC (at chance with both) 0.03-0.05 lower
