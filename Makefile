@@ -54,7 +54,7 @@ bench-ci: install
 bench-baseline: install
 	$(PY) -m bench.perfgate baseline
 
-# Cost vs train size of every native method (synthetic data, 250 ... 10k points, SCALING_CAP s per point):
+# Cost vs train size of every native method (synthetic data, 250 ... 20k points, SCALING_CAP s per point):
 # reports/scaling/scaling.{json,csv,png} with the log-log slope per method.
 SCALING_CAP ?= 60
 

@@ -1,6 +1,6 @@
 """How each method's cost grows with the train size: ``python -m bench.scaling`` (``make scaling``).
 
-Every native method is fitted on the synthetic dataset at train sizes N (250 ... 10,000 by default; the
+Every native method is fitted on the synthetic dataset at train sizes N (250 ... 20,000 by default; the
 validation and test splits stay fixed) and its ``fit`` is timed: CPU seconds of this process (torch on
 one thread by default, so CPU time is compute time and other jobs sharing the machine barely move it)
 and wall seconds, the median of a few repeats when a fit is fast. A method stops at the first size whose
@@ -30,7 +30,7 @@ from bench.metrics import budget_sizes
 from bench.registry import METHODS, get_dataset, get_method, load_builtin
 from bench.runner import CellTimeout, time_limit
 
-DEFAULT_SIZES = (250, 500, 1000, 2000, 5000, 10000)
+DEFAULT_SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
 SMALL_FIT_S = 0.5  # fits faster than this are repeated (up to REPEATS) and the median is kept
 REPEATS = 5
 WARMUP_N, WARMUP_CAP_S = 100, 5.0

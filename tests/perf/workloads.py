@@ -26,8 +26,11 @@ class Workload:
     data: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     learner: str = "logreg"
+    component: Callable[[], Callable[[], Any]] | None = None  # a component's workload instead of a fit
 
     def describe(self) -> str:
+        if self.component is not None:
+            return (self.component.__doc__ or self.component.__name__).strip()
         data = ", ".join(f"{k}={v}" for k, v in self.data.items())
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.method or self.learner + '.fit'}({params}) on blobs({data})"
@@ -37,6 +40,8 @@ class Workload:
 
     def build(self) -> Callable[[], Any]:
         """A zero-argument callable doing the timed work once; data and method are built outside the timing."""
+        if self.component is not None:
+            return self.component()
         data: Dataset = blobs(**self.data)
         learner = make_learner(self.learner, data.n_features, data.n_classes, seed=0)
         if self.method is None:
@@ -46,6 +51,25 @@ class Workload:
             budgets = [max(2, data.n_train // 10)]
             return lambda: method.fit(data, learner, 0, budgets=budgets)
         return lambda: method.fit(data, learner, 0)
+
+
+def hostcp_solver() -> Callable[[], Any]:
+    """methods.hostcp_solver: solve + backward of 32 batched QPs and 32 LPs at B = B' = 40 (budget 8)."""
+    import torch
+
+    from methods.hostcp_solver import solve_lp, solve_qp
+
+    f = torch.randn(32, 80, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    d = torch.cdist(f, f) / 1.4  # about D / gamma with gamma = 0.1 x the mean distance
+    d_new, d_old = d[:, :40, :40].contiguous(), d[:, :40, 40:].contiguous()
+
+    def solve_both():
+        dn, do = d_new.clone().requires_grad_(True), d_old.clone().requires_grad_(True)
+        for solve in (solve_qp, solve_lp):
+            z_new, _ = solve(dn, do, 8.0)
+            (z_new.sum(-2) ** 2).sum().backward()
+
+    return solve_both
 
 
 _HOSTCP_TINY = {"batch_size": 16, "epochs": 1, "dim": 8, "neighbours": 8, "max_valid": 64}
@@ -64,4 +88,5 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("influence", "influence", {"n_train": 2000, "n_valid": 300, "dim": 32, "n_classes": 5}),
     Workload("hostcp", "hostcp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("hostcp-lp", "hostcp-lp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+    Workload("hostcp-solver", None, {}, component=hostcp_solver),
 )
