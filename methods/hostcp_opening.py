@@ -118,16 +118,22 @@ def clarabel_solve(d_new: np.ndarray, d_old: np.ndarray, budget: float) -> tuple
     return x[:-n_new].reshape(n_new, n_new + n_old), x[-n_new:]
 
 
-def invert(a: np.ndarray) -> np.ndarray:
-    """A^-1, or the pseudo-inverse where an unknown is not pinned down (a row with no free entry whose
-    multiplier appears nowhere else: it moves nothing in the solution)."""
+def solve_linear(a: np.ndarray, rhs: torch.Tensor) -> torch.Tensor:
+    """x with A x = rhs, differentiable in ``rhs`` (A is fixed by the active sets).
+
+    A row multiplier tau_i that appears in no equation (a row whose mass sits wholly on points opened at
+    u = 1) moves nothing in the solution: it is set to 0. Torch's LAPACK (its thread setting, not numpy's).
+    """
+    used = np.flatnonzero(np.abs(a).sum(0) > 0)
+    a_used = torch.as_tensor(a[np.ix_(used, used)], dtype=rhs.dtype)
+    x = torch.zeros_like(rhs)
     try:
-        inverse = np.linalg.inv(a)
-        if np.isfinite(inverse).all() and np.abs(a @ inverse - np.eye(len(a))).max() < 1e-8:
-            return inverse
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.pinv(a)
+        part = torch.linalg.solve(a_used, rhs[used])
+        if not torch.isfinite(part).all():
+            raise RuntimeError("non-finite")
+    except RuntimeError:  # a degenerate active set: the least-norm solution
+        part = torch.linalg.pinv(a_used) @ rhs[used]
+    return x.index_put((torch.as_tensor(used),), part)
 
 
 def resolve_on_active_sets(d: torch.Tensor, z: np.ndarray, u: np.ndarray, budget: float
@@ -167,9 +173,8 @@ def resolve_on_active_sets(d: torch.Tensor, z: np.ndarray, u: np.ndarray, budget
     cap_free_t = torch.as_tensor(cap_free, dtype=d.dtype)
     rhs_d = torch.cat([(free_t * d).sum(1), -(cap_free_t * d[:, torch.as_tensor(free_idx, dtype=torch.long)]).sum(0),
                        torch.zeros(int(tight), dtype=d.dtype)])
-    a_inv = torch.as_tensor(invert(a), dtype=d.dtype)
     rhs = torch.as_tensor(rhs_const, dtype=d.dtype) + rhs_d
-    sol = a_inv @ rhs
+    sol = solve_linear(a, rhs)
     tau = sol[:b]
     u_new = torch.where(torch.as_tensor(u_one), torch.ones_like(u_t), torch.zeros_like(u_t))
     if nf:
