@@ -45,7 +45,7 @@ from torch.nn import functional as F
 from bench.learners import Learner
 from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from bench.registry import register_method
-from methods.hostcp_layer import MODES, solve_facility
+from methods.hostcp_layer import MODES, SOLVERS, solve_facility
 
 
 def feature_map(n_features: int, dim: int) -> nn.Module:
@@ -83,7 +83,7 @@ def budget_subsets(selected: np.ndarray, scores: np.ndarray, budgets: Sequence[i
 
 
 def select_batch(phi: nn.Module, xb: torch.Tensor, x_old: torch.Tensor, n_old: int, fraction: float, mode: str,
-                 gamma: float, tau: float, pad: str = "far") -> tuple[torch.Tensor, torch.Tensor]:
+                 gamma: float, tau: float, pad: str = "far", solver: str = "fast") -> tuple[torch.Tensor, torch.Tensor]:
     """``(s, r)`` of one mini-batch: features, distances, the convex layer, then the selection weights.
 
     ``x_old`` holds up to ``n_old`` already-selected neighbours; the missing columns are padded with
@@ -101,7 +101,7 @@ def select_batch(phi: nn.Module, xb: torch.Tensor, x_old: torch.Tensor, n_old: i
     d_old = torch.cat([d_old, filler], dim=1)
     # QP smoothing gamma is relative to the mean off-diagonal distance; the layer takes D / gamma
     scale = gamma * d_new.detach().sum().clamp_min(1e-6) / max(b * (b - 1), 1) if mode == "qp" else 1.0
-    z_new, _ = solve_facility(d_new / scale, d_old / scale, fraction, mode)
+    z_new, _ = solve_facility(d_new / scale, d_old / scale, fraction, mode, solver)
     return selection_weights(z_new, tau)
 
 
@@ -151,12 +151,14 @@ class HostCP(ValuationMethod):
     family = "set-selection"
     params = {"batch_size": 32, "epochs": 3, "fraction": 0.15, "tau": 0.9, "gamma": 0.1, "dim": 32,
               "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
-              "max_valid": 1000, "pad": "far"}
+              "max_valid": 1000, "pad": "far", "solver": "fast"}
 
     def _check(self) -> dict[str, Any]:
         c = self.config
         if c["mode"] not in MODES:
             raise DataError(f"method {self.name!r}: mode must be one of {MODES}, got {c['mode']!r}")
+        if c["solver"] not in SOLVERS:
+            raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
         if c["pad"] not in ("far", "origin"):
             raise DataError(f"method {self.name!r}: pad must be 'far' or 'origin', got {c['pad']!r}")
         if not 0 < c["fraction"] < 1:
@@ -250,7 +252,8 @@ class HostCP(ValuationMethod):
                         if len(sel_idx) else sel_idx
                 phi.train()
                 t1 = time.perf_counter()
-                s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"])
+                s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"],
+                                    c["solver"])
                 t2 = time.perf_counter()
                 t2b, t3 = self._selector_step(run, xb, yb, s)
                 self._model_step(run, xb, yb, s.detach())
@@ -271,7 +274,7 @@ class HostCP(ValuationMethod):
         subsets = budget_subsets(final, scores, budgets)
         extra = {**{k: round(v, 4) for k, v in timing.items()}, "n_selected": len(final),
                  "n_selected_per_epoch": ",".join(map(str, n_selected_per_epoch)), "mode": mode,
-                 "final_valid_loss": run.valid_loss()}
+                 "solver": c["solver"], "final_valid_loss": run.valid_loss()}
         return Valuation(scores=scores, subsets=subsets, utility_evals=0, extra=extra)
 
 

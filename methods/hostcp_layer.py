@@ -13,6 +13,9 @@ is zero almost everywhere. The QP (``mode="qp"``) adds the strongly convex term,
 unique and differentiable. To keep one compiled problem per shape (and the problem DPP), the QP is
 solved in the equivalent form with the distances divided by gamma:
 ``<D/gamma, Z> + 1/2 ||Z||^2``; the caller passes ``D / gamma``.
+
+``solve_facility`` dispatches to the exact, specialised solver of methods/hostcp_solver.py (``solver="fast"``,
+the default) or to cvxpylayers (``solver="cvxpylayers"``, the generic reference it is tested against).
 """
 
 from __future__ import annotations
@@ -23,16 +26,24 @@ import cvxpy as cp
 import torch
 from cvxpylayers.torch import CvxpyLayer
 
+from methods.hostcp_solver import solve_lp, solve_qp
+
 MODES = ("lp", "qp")
+SOLVERS = ("fast", "cvxpylayers")
 SOLVER_ARGS = {"solve_method": "Clarabel"}
 
 
-def build_problem(n_new: int, n_old: int, fraction: float, mode: str) -> tuple[cp.Problem, list, list]:
-    """The cvxpy problem with parameters ``[D_new, D_old]`` and variables ``[Z_new, Z_old]``."""
+def check_program(fraction: float, mode: str) -> None:
+    """Reject an unknown mode or a budget fraction outside (0, 1]."""
     if mode not in MODES:
         raise ValueError(f"hostcp layer: mode must be one of {MODES}, got {mode!r}")
     if not 0 < fraction <= 1:
         raise ValueError(f"hostcp layer: fraction must lie in (0, 1], got {fraction}")
+
+
+def build_problem(n_new: int, n_old: int, fraction: float, mode: str) -> tuple[cp.Problem, list, list]:
+    """The cvxpy problem with parameters ``[D_new, D_old]`` and variables ``[Z_new, Z_old]``."""
+    check_program(fraction, mode)
     if n_old < 1 and fraction < 1:
         raise ValueError("hostcp layer: with no old points the budget makes the problem infeasible; "
                          "pad D_old with far-away dummy columns")
@@ -58,10 +69,17 @@ def facility_layer(n_new: int, n_old: int, fraction: float, mode: str) -> CvxpyL
     return CvxpyLayer(problem, parameters=parameters, variables=variables)
 
 
-def solve_facility(d_new: torch.Tensor, d_old: torch.Tensor, fraction: float, mode: str
+def solve_facility(d_new: torch.Tensor, d_old: torch.Tensor, fraction: float, mode: str, solver: str = "fast"
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve the program for ``D_new`` ``(..., B, B)`` and ``D_old`` ``(..., B, B')`` (already divided by gamma
-    for the QP); differentiable w.r.t. both. Computed in float64, returned in the input dtype."""
+    for the QP) with the budget ``fraction * B``; differentiable w.r.t. both. Computed in float64, returned in
+    the input dtype. ``solver``: "fast" (methods/hostcp_solver.py) or "cvxpylayers" (the reference)."""
+    if solver == "fast":
+        check_program(fraction, mode)
+        solve = solve_qp if mode == "qp" else solve_lp
+        return solve(d_new, d_old, fraction * d_new.shape[-1])
+    if solver != "cvxpylayers":
+        raise ValueError(f"hostcp layer: solver must be one of {SOLVERS}, got {solver!r}")
     layer = facility_layer(d_new.shape[-1], d_old.shape[-1], float(fraction), mode)
     z_new, z_old = layer(d_new.double(), d_old.double(), solver_args=SOLVER_ARGS)
     return z_new.to(d_new.dtype), z_old.to(d_new.dtype)

@@ -12,7 +12,7 @@ It is the relaxation of k-median (facility location) with k = budget: opening j 
 covers, so the optimum opens points that cover many others, not outliers that cover only themselves (the
 paper's program, methods/hostcp_layer.py, has no u, and its budget bounds the Z_new mass instead).
 
-Solve (``solver="exact"``): Clarabel (interior point, to ~1e-9) on the program assembled once per shape,
+Solve (``solver="fast"``): Clarabel (interior point, to ~1e-9) on the program assembled once per shape,
 then the KKT system restricted to the solution's active sets is re-solved in torch. On those sets the
 solution is affine in D: with tau_i the row multipliers, mu the budget multiplier, F_i / C_i the free /
 capped new entries of row i, O_i the positive old entries and U the u strictly inside (0, 1):
@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import torch
 from cvxpylayers.torch import CvxpyLayer
 
-SOLVERS = ("exact", "cvxpylayers")
+SOLVERS = ("fast", "cvxpylayers")
 ACTIVE_TOL = 1e-7  # an entry within this of a bound is on it (Clarabel solves to ~1e-9)
 
 
@@ -185,7 +185,7 @@ def resolve_on_active_sets(d: torch.Tensor, z: np.ndarray, u: np.ndarray, budget
     return z_free + z_cap, u_new
 
 
-def solve_opening(d_new: torch.Tensor, d_old: torch.Tensor, budget: float, solver: str = "exact"
+def solve_opening(d_new: torch.Tensor, d_old: torch.Tensor, budget: float, solver: str = "fast"
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(Z_new, Z_old, u)`` of the opening program for one batch (distances already divided by gamma).
 

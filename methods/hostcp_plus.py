@@ -120,7 +120,7 @@ class HostCPFL(HostCP):
     params = {"batch_size": 64, "epochs": 3, "fraction": 0.1, "gamma": 0.1, "dim": 32, "lr": 0.1,
               "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "max_valid": 1000,
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
-              "exclude_suspects": False, "solver": "exact"}
+              "exclude_suspects": False, "solver": "fast"}
 
     def _check(self) -> dict[str, Any]:
         c = self.config
@@ -160,7 +160,7 @@ class HostCPFL(HostCP):
         if c["opening"]:
             z_new, _, u = solve_opening(d_new / scale, d_old / scale, budget, c["solver"])
             return z_new.sum(0), u
-        z_new, _ = solve_facility(d_new / scale, d_old / scale, min(budget / b, 1.0), "qp")
+        z_new, _ = solve_facility(d_new / scale, d_old / scale, min(budget / b, 1.0), "qp", c["solver"])
         r = z_new.sum(0)
         return r, r
 

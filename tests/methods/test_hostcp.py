@@ -6,6 +6,7 @@ from torch import nn
 
 from bench.grid import Cell
 from bench.learners import LogisticRegression
+from bench.protocol import DataError
 from bench.registry import get_method
 from bench.runner import run_cell
 from methods.hostcp import (budget_subsets, feature_map, lookahead_valid_loss, select_batch,
@@ -154,3 +155,30 @@ def test_runs_through_the_runner(method):
     record = run_cell(cell)
     assert record["status"] == "ok", record.get("error")
     assert [row["k"] for row in record["budgets"]] == [12, 36]
+
+
+@pytest.mark.parametrize("mode", ["qp", "lp"])
+def test_both_solvers_give_the_same_selection_step(mode):
+    """One mini-batch through features, program and look-ahead: the same weights and selector gradient."""
+    xb, yb, _, x_old, xv, yv = toy_batch()
+    model = nn.Linear(2, 2)
+    theta = {k: torch.zeros_like(v) for k, v in model.named_parameters()}
+    steps = {}
+    for solver in ("fast", "cvxpylayers"):
+        torch.manual_seed(0)
+        phi = feature_map(2, 8)
+        s, _ = select_batch(phi, xb, x_old, 8, 0.25, mode, 0.1, 0.5, solver=solver)
+        lookahead_valid_loss(model, theta, xb, yb, s, 1.0, xv, yv).backward()
+        steps[solver] = s.detach(), torch.cat([p.grad.flatten() for p in phi.parameters()])
+    (s_fast, g_fast), (s_ref, g_ref) = steps["fast"], steps["cvxpylayers"]
+    assert s_fast.sum() > 0 and torch.allclose(s_fast, s_ref, atol=1e-4)
+    if mode == "qp":
+        assert g_ref.norm() > 1e-3 and (g_fast - g_ref).norm() <= 1e-2 * g_ref.norm()
+    else:  # the LP's derivative is zero; cvxpylayers returns a tiny interior-point artefact instead
+        assert g_fast.norm() == 0 and g_ref.norm() < 1e-3
+
+
+def test_unknown_solver_is_rejected_up_front():
+    data = blobs(n_train=40, n_valid=20, seed=0)
+    with pytest.raises(DataError, match=r"solver must be one of \('fast', 'cvxpylayers'\)"):
+        get_method("hostcp")(solver="clarabel").fit(data, LogisticRegression(2, 2), seed=0)
