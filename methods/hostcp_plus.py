@@ -26,9 +26,11 @@ the classifier on the validation loss. It changes what the diagnosis of the fait
   label than to other labels in phi-space, (d_other - d_same) / (d_other + d_same) with d the mean distance
   to the ``knn`` nearest points of that kind; ``gradient`` = the look-ahead's validation-gradient agreement
   -dCE_valid(theta_hat)/dw_i, summed over epochs (w_i the point's weight in the look-ahead step);
-  ``both`` = the mean of their ranks. Higher = more valuable, lower = more suspect. With
-  ``exclude_suspects=True`` points whose coverage is negative (closer to another label) are not offered
-  to the readout program.
+  ``both`` = the mean of their ranks. Higher = more valuable, lower = more suspect.
+* **Suspects are not representatives** (``suspects``): a point whose coverage is negative (closer to another
+  label than to its own in phi-space) stays in the readout program as a point to cover but may not be
+  opened (``close``: its column costs as much as the far dummies), is left out of the readout altogether
+  (``drop``), or is treated like any other point (``keep``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from methods.hostcp_layer import solve_facility
 from methods.hostcp_opening import SOLVERS, solve_opening
 
 DETECT = ("coverage", "gradient", "both")
+SUSPECTS = ("close", "drop", "keep")
 
 
 class ResidualMap(nn.Module):
@@ -120,7 +123,7 @@ class HostCPFL(HostCP):
     params = {"batch_size": 64, "epochs": 3, "fraction": 0.1, "gamma": 0.1, "dim": 32, "lr": 0.1,
               "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "max_valid": 1000,
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
-              "exclude_suspects": False, "solver": "fast"}
+              "suspects": "close", "solver": "fast"}
 
     def _check(self) -> dict[str, Any]:
         c = self.config
@@ -137,7 +140,9 @@ class HostCPFL(HostCP):
             raise DataError(f"method {self.name!r}: detect must be one of {DETECT}, got {c['detect']!r}")
         if c["solver"] not in SOLVERS:
             raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
-        for key in ("opening", "label_aware", "freeze_phi", "exclude_suspects"):
+        if c["suspects"] not in SUSPECTS:
+            raise DataError(f"method {self.name!r}: suspects must be one of {SUSPECTS}, got {c['suspects']!r}")
+        for key in ("opening", "label_aware", "freeze_phi"):
             if not isinstance(c[key], (bool, np.bool_)):
                 raise DataError(f"method {self.name!r}: {key} must be true or false, got {c[key]!r}")
         return c
@@ -145,18 +150,21 @@ class HostCPFL(HostCP):
     def _feature_map(self, n_features: int, c: dict[str, Any]) -> nn.Module:
         return ResidualMap(n_features, int(c["dim"]))
 
-    def _program(self, run: Run, idx: np.ndarray, old: np.ndarray, budget: float, c: dict[str, Any]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _program(self, run: Run, idx: np.ndarray, old: np.ndarray, budget: float, c: dict[str, Any],
+                 closed: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r, rank)`` of one batch: coverage r_j = sum_i Z_new[i, j] and the opening ranking (u, or r
-        for the paper's program), both differentiable in phi. Missing old columns are far dummies."""
+        for the paper's program), both differentiable in phi. Missing old columns are far dummies; the
+        ``closed`` batch points cost as much as a dummy to everyone (they are not worth opening)."""
         n_old = int(c["neighbours"])
         f = run.phi(torch.cat([run.x[idx], run.x[old]]))
         dist = torch.cdist(f, f)
         b = len(idx)
         d_new, d_old = dist[:b, :b], dist[:b, b:]
-        filler = dist.detach().max().clamp_min(1e-6).expand(b, n_old - d_old.shape[1])
-        d_old = torch.cat([d_old, filler], dim=1)
+        far = dist.detach().max().clamp_min(1e-6)
+        d_old = torch.cat([d_old, far.expand(b, n_old - d_old.shape[1])], dim=1)
         scale = c["gamma"] * d_new.detach().sum().clamp_min(1e-6) / max(b * (b - 1), 1)
+        if closed is not None and closed.any():
+            d_new = torch.where(torch.as_tensor(closed)[None, :], far, d_new)
         if c["opening"]:
             z_new, _, u = solve_opening(d_new / scale, d_old / scale, budget, c["solver"])
             return z_new.sum(0), u
@@ -204,10 +212,16 @@ class HostCPFL(HostCP):
             run.phi.eval()
             coverage = coverage_scores(run.phi(run.x), labels, int(c["knn"]))
         t0 = time.perf_counter()
-        trusted = np.flatnonzero(coverage >= 0) if c["exclude_suspects"] else np.arange(n)
+        suspect = coverage < 0 if c["suspects"] != "keep" else np.zeros(n, dtype=bool)
         fallback = np.argsort(-coverage, kind="stable")  # best-covered first
-        subsets = {int(k): self._readout(run, trusted if len(trusted) >= k else np.arange(n), int(k), fallback, rng, c)
-                   for k in budgets}
+        subsets = {}
+        for k in budgets:
+            if c["suspects"] == "drop" and (~suspect).sum() >= k:
+                subsets[int(k)] = self._readout(run, np.flatnonzero(~suspect), np.zeros(n, bool), int(k), fallback,
+                                                rng, c)
+            else:
+                closed = suspect if (~suspect).sum() >= k else np.zeros(n, dtype=bool)
+                subsets[int(k)] = self._readout(run, np.arange(n), closed, int(k), fallback, rng, c)
         timing["readout_s"] = time.perf_counter() - t0
         if c["detect"] == "coverage":
             scores = coverage
@@ -228,8 +242,8 @@ class HostCPFL(HostCP):
         (grad,) = torch.autograd.grad(loss, w)
         return -grad.numpy().astype(np.float64)
 
-    def _readout(self, run: Run, candidates: np.ndarray, k: int, fallback: np.ndarray, rng: np.random.Generator,
-                 c: dict[str, Any]) -> np.ndarray:
+    def _readout(self, run: Run, candidates: np.ndarray, closed: np.ndarray, k: int, fallback: np.ndarray,
+                 rng: np.random.Generator, c: dict[str, Any]) -> np.ndarray:
         """Exactly ``k`` points: the online program over ``candidates`` with its budget set to select k
         (per label k n_c / n if label-aware), phi fixed."""
         labels = run.y.numpy()
@@ -248,11 +262,16 @@ class HostCPFL(HostCP):
             for idx, k_chunk in zip(chunks, quota):
                 if k_chunk == 0:
                     continue
-                if k_chunk >= len(idx):
+                shut = closed[idx]
+                k_chunk = min(int(k_chunk), int((~shut).sum()))
+                if k_chunk == 0:
+                    continue
+                if k_chunk == len(idx):
                     chosen.append(idx)
                     continue
-                _, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), float(k_chunk), c)
-                chosen.append(idx[torch.topk(rank, int(k_chunk)).indices.numpy()])
+                _, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), float(k_chunk), c, shut)
+                rank = rank.masked_fill(torch.as_tensor(shut), -np.inf)
+                chosen.append(idx[torch.topk(rank, k_chunk).indices.numpy()])
         picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
         if len(picked) < k:  # a label smaller than its share: the best-covered of the rest fill in
             rest = fallback[~np.isin(fallback, picked)]
