@@ -8,7 +8,7 @@ synthetic, breast_cancer, digits and mnist (300 train points each, 10 % flipped 
 three runs under ``--out``: ``selectors`` (every set selector, with CRAIG and GradMatch both weighted and
 unweighted, hostcp, random and the cheap valuation methods knn-shapley and influence, on every dataset),
 ``retraining`` (loo and tmc-shapley, on the two small-feature datasets where they are affordable) and
-``oracle`` (oracle-greedy, pool 32, everywhere). Reruns resume: cells already stored are skipped.
+``oracle`` (oracle-greedy, pool 32, everywhere) and ``glister`` (everywhere). Reruns resume: cells already stored are skipped.
 ``tables`` writes benchmarks/results/set_selection.{md,csv,png}: mean test accuracy ± s.e. over seeds per
 (dataset, budget, method), mislabel ROC-AUC and fit seconds per method, each family's best against
 oracle-greedy, and where hostcp ranks.
@@ -36,6 +36,7 @@ RUNS = {
     "retraining": (["loo", "tmc-shapley"], ["synthetic", "breast_cancer"],
                    ["tmc-shapley.max_permutations=30", "tmc-shapley.min_permutations=10"]),
     "oracle": (["oracle-greedy"], list(DATASETS), []),
+    "glister": (["glister"], list(DATASETS), []),
 }
 FAMILY_ORDER = ["set-selection", "valuation", "reference"]
 

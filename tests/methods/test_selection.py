@@ -6,7 +6,7 @@ from methods.selection import class_readout, medoid_weights, nested_readout
 
 
 def test_new_selectors_declare_their_family():
-    for name in ("kcenter", "facility-location", "craig", "gradmatch"):
+    for name in ("kcenter", "facility-location", "craig", "gradmatch", "glister"):
         assert METHODS[name].family == "set-selection" and METHODS[name].selects_sets
     assert METHODS["oracle-greedy"].family == "reference" and METHODS["oracle-greedy"].selects_sets
 

@@ -68,5 +68,6 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("facility-location", "facility-location", {"n_train": 600, "n_valid": 10, "dim": 16}),
     Workload("craig", "craig", {"n_train": 600, "n_valid": 10, "dim": 16}),
     Workload("gradmatch", "gradmatch", {"n_train": 600, "n_valid": 10, "dim": 16}),
+    Workload("glister", "glister", {"n_train": 600, "n_valid": 100, "dim": 16}),
     Workload("oracle-greedy", "oracle-greedy", {"n_train": 60, "n_valid": 60, "dim": 4}, {"pool": 8}),
 )
