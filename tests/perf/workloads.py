@@ -64,6 +64,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("influence", "influence", {"n_train": 2000, "n_valid": 300, "dim": 32, "n_classes": 5}),
     Workload("hostcp", "hostcp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("hostcp-lp", "hostcp-lp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+    Workload("hostcp-fl", "hostcp-fl", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("kcenter", "kcenter", {"n_train": 2000, "n_valid": 10, "dim": 16}),
     Workload("facility-location", "facility-location", {"n_train": 600, "n_valid": 10, "dim": 16}),
     Workload("craig", "craig", {"n_train": 600, "n_valid": 10, "dim": 16}),
