@@ -136,12 +136,14 @@ def ablation(frame: pd.DataFrame) -> pd.DataFrame:
         if part.empty:
             continue
         seeds = sorted(part.seed.unique())
-        if seeds != sorted(full.seed.unique()) and ("full", seeds) not in [(n, sorted(p.seed.unique())) for n, p in runs]:
+        seen = [(n, sorted(p.seed.unique())) for n, p in runs]
+        if seeds != sorted(full.seed.unique()) and ("full", seeds) not in seen:
             runs.append(("full", full[full.seed.isin(seeds)]))
         runs.append((name, part))
     rows = []
     for name, part in runs:
-        row = {"variant": name, "change": ABLATION_TEXT[name], "seeds": ",".join(str(int(s)) for s in sorted(part.seed.unique()))}
+        row = {"variant": name, "change": ABLATION_TEXT[name],
+               "seeds": ",".join(str(int(s)) for s in sorted(part.seed.unique()))}
         for budget in (0.05, 0.1, 0.3):
             row[f"acc@{budget}"] = part[part.budget == budget].groupby("dataset").accuracy.mean().mean()
         cells = part.drop_duplicates(["dataset", "seed"])
@@ -188,7 +190,7 @@ def main() -> None:
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--time-limit", type=float, default=900)
     r.add_argument("--part", choices=["main", "ablation", "all"], default="all")
-    r.add_argument("--only", default="", help=f"ablations to run (comma-separated; default all: {', '.join(ABLATIONS)})")
+    r.add_argument("--only", default="", help=f"ablations to run, comma-separated (default: {','.join(ABLATIONS)})")
     t = sub.add_parser("tables")
     t.add_argument("--out", type=Path, default=Path("/tmp/hostcp-plus"))
     args = parser.parse_args()
