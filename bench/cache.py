@@ -5,7 +5,8 @@ once per method cell of a (dataset, seed, noise), the same random or top-k subse
 and every fit again when a grid is rerun under a new run id. A fit is deterministic given the data, the
 learner's hyper-parameters and seed, and the (sorted) subset, so its test accuracy and loss are keyed by
 
-    (fingerprint of the dataset's arrays, the learner's description and seed, hash of the sorted indices)
+    (fingerprint of the dataset's arrays, the learner's description and seed, hash of the sorted indices
+     and, for a weighted coreset, of their sample weights)
 
 and stored with ``joblib.Memory``, whose writes go to a temporary file renamed into place: processes and
 cluster workers that share the directory may read and write concurrently. The dataset fingerprint hashes
@@ -74,9 +75,13 @@ class FitCache:
         self.misses = 0
 
     def performance(self, data: Any, learner: Any, indices: np.ndarray | None,
-                    fit: Callable[[], dict[str, float]]) -> dict[str, float]:
-        """``fit()`` (test accuracy and loss of ``learner`` on ``indices``) from the cache when present."""
+                    fit: Callable[[], dict[str, float]], weights: np.ndarray | None = None) -> dict[str, float]:
+        """``fit()`` (test accuracy and loss of ``learner`` on ``indices``) from the cache when present.
+
+        ``weights`` (a weighted coreset) must be aligned with ``indices`` sorted ascending."""
         subset_id = "all" if indices is None else array_digest(np.sort(np.asarray(indices, dtype=np.int64)))
+        if weights is not None:
+            subset_id += "-w" + array_digest(np.asarray(weights, dtype=np.float64))
         key = (dataset_fingerprint(data), learner_fingerprint(learner), subset_id)
         try:
             hit = self._cached.check_call_in_cache(*key, fit)

@@ -58,31 +58,40 @@ def select_subset(valuation: Valuation, k: int, seed: int = 0) -> np.ndarray:
 
 
 def test_performance(data: Dataset, learner: Learner, indices: np.ndarray | None = None,
-                     cache: "FitCache | None" = None) -> dict[str, float]:
+                     cache: "FitCache | None" = None, weights: np.ndarray | None = None) -> dict[str, float]:
     """Test accuracy and mean cross-entropy of ``learner`` retrained on the given train points (all if None).
 
+    ``weights`` (aligned with ``indices``) are per-sample weights of the retraining (a weighted coreset).
     The points are used in index order, so a subset's fit does not depend on how it was ranked and can be
-    looked up in ``cache`` (a :class:`bench.cache.FitCache`) under its sorted indices.
+    looked up in ``cache`` (a :class:`bench.cache.FitCache`) under its sorted indices (and weights).
     """
     if indices is not None:
-        indices = np.sort(np.asarray(indices))
+        order = np.argsort(np.asarray(indices), kind="stable")
+        indices = np.asarray(indices)[order]
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)[order]
 
     def fit() -> dict[str, float]:
         x, y = (data.x_train, data.y_train) if indices is None else (data.x_train[indices], data.y_train[indices])
-        model = learner.fit(x, y)
+        model = learner.fit(x, y, weight=weights)
         return {"accuracy": model.accuracy(data.x_test, data.y_test), "loss": model.loss(data.x_test, data.y_test)}
 
-    return fit() if cache is None else cache.performance(data, learner, indices, fit)
+    return fit() if cache is None else cache.performance(data, learner, indices, fit, weights)
 
 
 def subset_value(data: Dataset, learner: Learner, valuation: Valuation, budgets: Sequence[float],
                  seed: int = 0, cache: "FitCache | None" = None) -> list[dict[str, float]]:
-    """Test accuracy and loss of the learner retrained on the selected subset, at every budget."""
+    """Test accuracy and loss of the learner retrained on the selected subset, at every budget.
+
+    Where the method returned weights for its subset of size k, the retraining uses them (``weighted``).
+    """
     rows = []
     for fraction, k in zip(budgets, budget_sizes(budgets, data.n_train, data.name)):
         idx = select_subset(valuation, k, seed)
-        rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx, cache),
-                     "noisy_selected": float(data.noisy_mask[idx].mean())})
+        weights = None if valuation.weights is None or valuation.subsets is None or k not in valuation.subsets \
+            else valuation.weights.get(k)
+        rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx, cache, weights),
+                     "noisy_selected": float(data.noisy_mask[idx].mean()), "weighted": weights is not None})
     return rows
 
 

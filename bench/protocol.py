@@ -95,12 +95,15 @@ class Dataset:
 class Valuation:
     """What a method returns: a value per train point (higher = more valuable), and optionally its own subsets.
 
-    ``subsets[k]`` holds exactly ``k`` distinct train indices for set selectors; ``stderr`` the standard
-    error of each score where the method estimates it; ``utility_evals`` the number of models trained.
+    ``subsets[k]`` holds exactly ``k`` distinct train indices for set selectors; ``weights[k]`` (optional,
+    coresets such as CRAIG and GradMatch) a non-negative sample weight per point of ``subsets[k]``, in the same
+    order, with which the harness retrains on that subset; ``stderr`` the standard error of each score where
+    the method estimates it; ``utility_evals`` the number of models trained.
     """
 
     scores: np.ndarray
     subsets: dict[int, np.ndarray] | None = None
+    weights: dict[int, np.ndarray] | None = None
     stderr: np.ndarray | None = None
     utility_evals: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +131,15 @@ class Valuation:
                     raise MethodError(f"method {method!r}: subset for budget {k} must be {k} distinct "
                                       f"indices in [0, {n_train}), got {len(np.unique(idx))} distinct of {idx.size}")
                 self.subsets[k] = idx
+        if self.weights is not None:
+            for k, w in self.weights.items():
+                w = np.asarray(w, dtype=np.float64)
+                if self.subsets is None or k not in self.subsets:
+                    raise MethodError(f"method {method!r} returned weights for budget {k} but no subset of that size")
+                if w.shape != (k,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                    raise MethodError(f"method {method!r}: weights for budget {k} must be {k} finite, non-negative "
+                                      f"numbers with a positive sum, got shape {w.shape}")
+                self.weights[k] = w
         return self
 
 

@@ -51,6 +51,7 @@ Choices of ours (the paper leaves them open or the authors' code differs):
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -139,6 +140,26 @@ def lookahead_valid_loss(model: nn.Module, theta: dict[str, torch.Tensor], xb: t
     return F.cross_entropy(functional_call(model, theta_hat, (xv,)), yv)
 
 
+@dataclass
+class Run:
+    """The state of one HOST-CP fit, shared by the selector and model steps."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    xv: torch.Tensor
+    yv: torch.Tensor
+    model: nn.Module
+    theta: dict[str, torch.Tensor]
+    phi: nn.Module
+    opt_phi: torch.optim.Optimizer
+    eta: float
+    weight_decay: float
+
+    def valid_loss(self) -> float:
+        with torch.no_grad():
+            return float(F.cross_entropy(functional_call(self.model, self.theta, (self.xv,)), self.yv))
+
+
 @register_method
 class HostCP(ValuationMethod):
     """HOST-CP (Das et al. 2021): online subset selection by a learned, differentiable convex program."""
@@ -167,6 +188,46 @@ class HostCP(ValuationMethod):
             raise DataError(f"method {self.name!r}: batch_size must be >= 2 (BatchNorm), got {c['batch_size']}")
         return c
 
+    def _start(self, data: Dataset, learner: Learner, rng: np.random.Generator, c: dict[str, Any]) -> "Run":
+        """The state of one fit: tensors, the validation subsample, the model theta, phi and its optimiser."""
+        keep_valid = rng.permutation(len(data.y_valid))[: int(c["max_valid"])]
+        model = learner.build()
+        phi = self._feature_map(data.n_features, c)
+        return Run(x=torch.as_tensor(data.x_train), y=torch.as_tensor(data.y_train),
+                   xv=torch.as_tensor(data.x_valid[keep_valid]), yv=torch.as_tensor(data.y_valid[keep_valid]),
+                   model=model, theta={k: v.detach().clone() for k, v in model.named_parameters()}, phi=phi,
+                   opt_phi=torch.optim.Adam(phi.parameters(), lr=c["lr_selector"], weight_decay=c["weight_decay"]),
+                   eta=c["lr"], weight_decay=c["weight_decay"])
+
+    def _feature_map(self, n_features: int, c: dict[str, Any]) -> nn.Module:
+        return feature_map(n_features, int(c["dim"]))
+
+    @staticmethod
+    def _selector_step(run: "Run", xb: torch.Tensor, yb: torch.Tensor, s: torch.Tensor) -> tuple[float, float]:
+        """One phi step on the look-ahead validation loss (skipped where s carries no gradient).
+
+        Returns the clock after the look-ahead's gradient and after the step, for the timing breakdown.
+        """
+        valid_loss = lookahead_valid_loss(run.model, run.theta, xb, yb, s, run.eta, run.xv, run.yv)
+        run.opt_phi.zero_grad()
+        t2b = t3 = time.process_time()
+        if s.requires_grad:  # split the backward: look-ahead to s, then s through the layer to phi
+            (grad_s,) = torch.autograd.grad(valid_loss, s)
+            t2b = time.process_time()
+            s.backward(grad_s)
+            if any(bool(p.grad.any()) for p in run.phi.parameters() if p.grad is not None):
+                run.opt_phi.step()  # a zero gradient (the LP's) moves nothing: see "Choices of ours"
+            t3 = time.process_time()
+        return t2b, t3
+
+    @staticmethod
+    def _model_step(run: "Run", xb: torch.Tensor, yb: torch.Tensor, s: torch.Tensor) -> None:
+        """theta <- theta - eta (grad sum_j s_j CE_j / B + wd theta) on the selected, weighted points."""
+        params = {k: v.detach().requires_grad_(True) for k, v in run.theta.items()}
+        grads = torch.autograd.grad(weighted_loss(run.model, params, xb, yb, s), list(params.values()))
+        run.theta = {k: (v - run.eta * (g + run.weight_decay * v)).detach()
+                     for (k, v), g in zip(params.items(), grads)}
+
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
         c = self.check()
         with torch.random.fork_rng(devices=[]):  # seed locally: the caller's global RNG is untouched
@@ -176,17 +237,9 @@ class HostCP(ValuationMethod):
     def _fit(self, data: Dataset, learner: Learner, rng: np.random.Generator, budgets: Sequence[int],
              c: dict[str, Any]) -> Valuation:
         n = data.n_train
-        x = torch.as_tensor(data.x_train)
-        y = torch.as_tensor(data.y_train)
-        keep_valid = rng.permutation(len(data.y_valid))[: int(c["max_valid"])]
-        xv, yv = torch.as_tensor(data.x_valid[keep_valid]), torch.as_tensor(data.y_valid[keep_valid])
-
-        model = learner.build()
-        theta = {k: v.detach().clone() for k, v in model.named_parameters()}
-        phi = feature_map(data.n_features, int(c["dim"]))
-        opt_phi = torch.optim.Adam(phi.parameters(), lr=c["lr_selector"], weight_decay=c["weight_decay"])
-        eta, wd, tau = c["lr"], c["weight_decay"], c["tau"]
-        bsz, n_old, mode = int(c["batch_size"]), int(c["neighbours"]), c["mode"]
+        run = self._start(data, learner, rng, c)
+        x, y, phi = run.x, run.y, run.phi
+        tau, bsz, n_old, mode = c["tau"], int(c["batch_size"]), int(c["neighbours"]), c["mode"]
 
         scores = np.zeros(n)
         last_r = np.zeros(n)
@@ -221,23 +274,9 @@ class HostCP(ValuationMethod):
                 s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"],
                                     c["solver"])
                 t2 = time.process_time()
-                valid_loss = lookahead_valid_loss(model, theta, xb, yb, s, eta, xv, yv)
-                opt_phi.zero_grad()
-                t3 = t2b = time.process_time()
-                if s.requires_grad:  # split the backward: look-ahead to s, then s through the layer to phi
-                    (grad_s,) = torch.autograd.grad(valid_loss, s)
-                    t2b = time.process_time()
-                    s.backward(grad_s)
-                    if any(bool(p.grad.any()) for p in phi.parameters() if p.grad is not None):
-                        opt_phi.step()  # a zero gradient (the LP's) moves nothing: see "Choices of ours"
-                    t3 = time.process_time()
-
-                # the model step on the same selected, weighted points
-                s_fixed = s.detach()
-                params = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
-                grads = torch.autograd.grad(weighted_loss(model, params, xb, yb, s_fixed), list(params.values()))
-                theta = {k: (v - eta * (g + wd * v)).detach() for (k, v), g in zip(params.items(), grads)}
-                s_np, r_np = s_fixed.numpy().astype(np.float64), r.detach().numpy().astype(np.float64)
+                t2b, t3 = self._selector_step(run, xb, yb, s)
+                self._model_step(run, xb, yb, s.detach())
+                s_np, r_np = s.detach().numpy().astype(np.float64), r.detach().numpy().astype(np.float64)
                 scores[idx] += s_np
                 last_r[idx] = r_np
                 selected.append(idx[s_np > 0])
@@ -254,8 +293,7 @@ class HostCP(ValuationMethod):
         subsets = budget_subsets(final, scores, budgets)
         extra = {**{k: round(v, 4) for k, v in timing.items()}, "n_selected": len(final),
                  "n_selected_per_epoch": ",".join(map(str, n_selected_per_epoch)), "mode": mode,
-                 "solver": c["solver"],
-                 "final_valid_loss": float(F.cross_entropy(functional_call(model, theta, (xv,)), yv))}
+                 "solver": c["solver"], "final_valid_loss": run.valid_loss()}
         return Valuation(scores=scores, subsets=subsets, utility_evals=0, extra=extra)
 
 

@@ -103,3 +103,26 @@ def test_removal_curve_retrains_without_the_top_valued_points(small_data):
     assert curve["removed"] == [0.1, 0.5]
     keep = data.n_train - round(0.5 * data.n_train)
     assert curve["accuracy"][1] == test_performance(data, learner, np.arange(keep))["accuracy"]
+def test_subset_value_retrains_with_the_methods_weights(small_data, tmp_path):
+    from bench.cache import FitCache
+    from bench.protocol import MethodError
+
+    idx = np.array([7, 3, 12, 40, 1, 25, 33, 50, 9, 18])
+    weights = np.arange(1.0, 11.0)
+    plain = Valuation(scores=np.zeros(small_data.n_train), subsets={10: idx})
+    weighted = Valuation(scores=np.zeros(small_data.n_train), subsets={10: idx}, weights={10: weights})
+    weighted.validate("m", small_data.n_train, [10])
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    order = np.argsort(idx)  # the harness fits points in index order, each with its own weight
+    expected = learner.fit(small_data.x_train[idx[order]], small_data.y_train[idx[order]], weight=weights[order])
+    cache = FitCache(tmp_path)
+    row_w = subset_value(small_data, learner, weighted, [10], cache=cache)[0]
+    row_p = subset_value(small_data, learner, plain, [10], cache=cache)[0]
+    assert row_w["weighted"] and not row_p["weighted"]
+    assert row_w["loss"] == pytest.approx(expected.loss(small_data.x_test, small_data.y_test), rel=1e-9)
+    assert row_w["loss"] != pytest.approx(row_p["loss"], rel=1e-6)  # the weights reach the cache key too
+    assert cache.counts() == {"hits": 0, "misses": 2}
+    for bad in ({10: -weights}, {10: weights[:5]}, {5: weights[:5]}):
+        with pytest.raises(MethodError, match="weights for budget"):
+            Valuation(scores=np.zeros(small_data.n_train), subsets={10: idx}, weights=bad).validate(
+                "m", small_data.n_train, [10])

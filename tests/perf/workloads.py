@@ -89,4 +89,11 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("hostcp", "hostcp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("hostcp-lp", "hostcp-lp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("hostcp-solver", None, {}, component=hostcp_solver),
+    Workload("hostcp-fl", "hostcp-fl", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+    Workload("kcenter", "kcenter", {"n_train": 2000, "n_valid": 10, "dim": 16}),
+    Workload("facility-location", "facility-location", {"n_train": 600, "n_valid": 10, "dim": 16}),
+    Workload("craig", "craig", {"n_train": 600, "n_valid": 10, "dim": 16}),
+    Workload("gradmatch", "gradmatch", {"n_train": 600, "n_valid": 10, "dim": 16}),
+    Workload("glister", "glister", {"n_train": 600, "n_valid": 100, "dim": 16}),
+    Workload("oracle-greedy", "oracle-greedy", {"n_train": 60, "n_valid": 60, "dim": 4}, {"pool": 8}),
 )

@@ -1,0 +1,90 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from bench.learners import LogisticRegression
+from methods.facility_location import FacilityLocation, euclidean_similarity, facility_location_selection
+from methods.selection import class_budgets
+
+
+def objective(sim, subset):
+    """F(S) = sum_i max_{j in S} sim[j, i] (row j lists what candidate j covers)."""
+    sim = sim.toarray() if hasattr(sim, "toarray") else sim
+    return sim[list(subset)].max(axis=0).sum()
+
+
+def greedy_gains(sim, order):
+    """Plain greedy's marginal gains F(S + j) - F(S) of every candidate before each step of ``order``."""
+    sim = sim.toarray() if hasattr(sim, "toarray") else sim
+    current, steps = np.zeros(len(sim)), []
+    for pick in order:
+        gains = np.maximum(sim, current[None, :]).sum(axis=1) - current.sum()
+        gains[list(order[:len(steps)])] = -np.inf
+        steps.append(gains)
+        current = np.maximum(current, sim[pick])
+    return steps
+
+
+def native_greedy(sim, k):
+    """Plain greedy: add argmax_j F(S + j) - F(S) (ties to the lowest index)."""
+    order = []
+    for _ in range(k):
+        order.append(int(np.argmax(greedy_gains(sim, order + [0])[-1])))
+    return order
+
+
+def assert_is_a_greedy_order(sim, order):
+    """Every pick has the largest gain at its step (exact ties, which any greedy may break, allowed)."""
+    for step, (pick, gains) in enumerate(zip(order, greedy_gains(sim, order))):
+        assert gains[pick] >= gains.max() - 1e-9 * abs(gains.max()), f"step {step}: {pick} is not a best gain"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_greedy_is_within_1_minus_1_over_e_of_the_enumerated_optimum(seed):
+    x = np.random.default_rng(seed).normal(size=(11, 3))
+    sim = euclidean_similarity(x)
+    order = facility_location_selection(x)
+    for k in (1, 2, 3, 4):
+        best = max(objective(sim, s) for s in itertools.combinations(range(11), k))
+        assert (1 - 1 / np.e) * best <= objective(sim, order[:k]) <= best + 1e-9
+
+
+@pytest.mark.parametrize("seed, neighbors", [(0, 0), (1, 0), (2, 5), (3, 8)])
+def test_apricot_picks_the_same_points_as_a_native_greedy(seed, neighbors):
+    x = np.random.default_rng(seed).normal(size=(40, 4))
+    sim = euclidean_similarity(x, neighbors)
+    order = facility_location_selection(x, neighbors)[:15]
+    assert_is_a_greedy_order(sim, order)
+    native = native_greedy(sim, 15)
+    agree = next((i for i, (a, b) in enumerate(zip(order, native)) if a != b), 15)
+    assert agree >= 5  # identical until the first exact tie (here none in the first five picks)
+
+
+def test_class_budgets_sum_to_k_and_follow_class_shares():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    for k in range(0, 101):
+        split = class_budgets(y, k)
+        assert sum(split.values()) == k
+        assert all(abs(split[c] - k * n / 100) < 1 for c, n in zip((0, 1, 2), (50, 30, 20)))
+    assert class_budgets(np.array([0] * 7 + [1] * 2 + [2]), 5) == {0: 4, 1: 1, 2: 0}
+
+
+def test_per_class_subsets_are_nested_greedy_orders_within_each_class(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    budgets = [6, 12, 30]
+    v = FacilityLocation(per_class=True).fit(small_data, learner, 0, budgets).validate("fl", 60, budgets)
+    y = small_data.y_train
+    for k in budgets:
+        assert {c: int((y[v.subsets[k]] == c).sum()) for c in range(3)} == class_budgets(y, k)
+    for c in range(3):
+        members = np.flatnonzero(y == c)
+        ranked = np.argsort(-v.scores[members], kind="stable")[:8]
+        assert_is_a_greedy_order(euclidean_similarity(small_data.x_train[members]), ranked)
+    whole = FacilityLocation(per_class=False).fit(small_data, learner, 0, budgets)
+    assert set(whole.subsets[6]) <= set(whole.subsets[12])
+
+
+def test_negative_neighbors_is_a_clear_error(small_data):
+    with pytest.raises(ValueError, match="neighbors must be >= 0"):
+        FacilityLocation(neighbors=-1).fit(small_data, None, 0, [3])

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.learners import LogisticRegression
+from methods.glister import Glister, glister_order
+
+
+def validation_loss(theta, x, y, n_classes):
+    """Mean validation cross-entropy of the linear model with parameters theta = [b, W.flatten()]."""
+    bias, weight = theta[:n_classes], theta[n_classes:].reshape(n_classes, -1)
+    return torch.nn.functional.cross_entropy(torch.as_tensor(x, dtype=torch.float64) @ weight.T + bias,
+                                             torch.as_tensor(y))
+
+
+def test_greedy_gains_match_an_explicit_autograd_recomputation(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    model = learner.fit(small_data.x_train, small_data.y_train)
+    eta, c = 0.05, small_data.n_classes
+    order, gains = glister_order(model, small_data, eta, 6)
+    theta0 = torch.cat([model.module.bias, model.module.weight.flatten()]).double().detach()
+
+    def train_grad(i):  # grad of point i's loss at theta0, by autograd
+        t = theta0.clone().requires_grad_(True)
+        validation_loss(t, small_data.x_train[i:i + 1], small_data.y_train[i:i + 1], c).backward()
+        return t.grad
+
+    train = torch.stack([train_grad(i) for i in range(small_data.n_train)])
+    theta, chosen = theta0.clone(), []
+    for step in range(6):
+        t = theta.clone().requires_grad_(True)
+        validation_loss(t, small_data.x_valid, small_data.y_valid, c).backward()
+        explicit = eta * train @ t.grad
+        explicit[chosen] = -torch.inf
+        assert order[step] == int(torch.argmax(explicit))
+        assert gains[step] == pytest.approx(float(explicit.max()), rel=1e-6, abs=1e-9)
+        chosen.append(order[step])
+        theta = theta - eta * train[order[step]]
+
+
+def test_the_taylor_gain_predicts_the_change_of_validation_loss_for_small_steps(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    model = learner.fit(small_data.x_train, small_data.y_train)
+    eta, c = 1e-4, small_data.n_classes
+    order, gains = glister_order(model, small_data, eta, 1)
+    theta0 = torch.cat([model.module.bias, model.module.weight.flatten()]).double().detach()
+    t = theta0.clone().requires_grad_(True)
+    validation_loss(t, small_data.x_train[order[:1]], small_data.y_train[order[:1]], c).backward()
+    before = validation_loss(theta0, small_data.x_valid, small_data.y_valid, c)
+    after = validation_loss(theta0 - eta * t.grad, small_data.x_valid, small_data.y_valid, c)
+    assert float(before - after) == pytest.approx(gains[0], rel=1e-2)
+
+
+def test_method_is_a_nested_greedy_order(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    v = Glister().fit(small_data, learner, 0, [3, 9]).validate("glister", 60, [3, 9])
+    assert set(v.subsets[3]) <= set(v.subsets[9]) and np.count_nonzero(v.scores) == 60
+    with pytest.raises(ValueError, match="eta"):
+        Glister(eta=0).fit(small_data, learner, 0, [3])

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.grid import Cell
+from bench.learners import LogisticRegression
+from bench.protocol import DataError, Dataset
+from bench.registry import get_method
+from bench.runner import run_cell
+from methods.hostcp_plus import ResidualMap, allot, coverage_scores, label_chunks
+
+FAST = {"epochs": 2, "batch_size": 32, "neighbours": 8, "dim": 8}
+
+
+def clusters(seed: int = 0, per_class: int = 12, flip: bool = True) -> Dataset:
+    """Three tight, well separated clusters, one per class; train point 0 (of class 0) is labelled 1."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+
+    def draw(n):
+        y = np.repeat(np.arange(3), n)
+        return (centres[y] + rng.normal(scale=0.3, size=(3 * n, 2))).astype(np.float32), y
+
+    x, y = draw(per_class)
+    y_clean = y.copy()
+    noisy = np.zeros(len(y), dtype=bool)
+    if flip:
+        y[0], noisy[0] = 1, True
+    (xv, yv), (xt, yt) = draw(10), draw(10)
+    return Dataset(name="clusters", x_train=x, y_train=y, x_valid=xv, y_valid=yv, x_test=xt, y_test=yt,
+                   n_classes=3, noisy_mask=noisy, y_train_clean=y_clean)
+
+
+def test_flipped_label_is_most_suspect_never_selected_and_every_class_is_covered():
+    data = clusters()
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    budgets = [3, 6, 12]
+    valuation = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=0, budgets=budgets)
+    valuation.validate("hostcp-fl", data.n_train, budgets)
+    assert int(np.argmin(valuation.scores)) == 0  # the flipped point is ranked most suspect
+    for k in budgets:
+        assert 0 not in valuation.subsets[k]
+        assert set(data.y_train[valuation.subsets[k]]) == {0, 1, 2}  # every class has a representative
+
+
+def test_the_paper_program_without_labels_misses_classes_at_a_small_budget():
+    """The contrast: with neither opening variables nor label awareness (k-centre-like selection), some
+    seed leaves a class out at k = 3; the label-aware variant never does (the test above)."""
+    data = clusters(flip=False)
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    method = get_method("hostcp-fl")(**FAST, opening=False, label_aware=False, suspects="keep")
+    covered = [len(set(data.y_train[method.fit(data, learner, seed=s, budgets=[3]).subsets[3]]))
+               for s in range(4)]
+    assert min(covered) < 3
+
+
+def test_same_seed_same_result():
+    data = clusters(seed=1)
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    method = get_method("hostcp-fl")(**FAST)
+    a = method.fit(data, learner, seed=3, budgets=[4, 9])
+    b = method.fit(data, learner, seed=3, budgets=[4, 9])
+    assert np.array_equal(a.scores, b.scores)
+    assert all(np.array_equal(a.subsets[k], b.subsets[k]) for k in (4, 9))
+
+
+@pytest.mark.parametrize("bad, message", [({"detect": "loss"}, "detect"), ({"fraction": 1.5}, "fraction"),
+                                          ({"suspects": "hide"}, "suspects"), ({"opening": "yes"}, "opening"),
+                                          ({"batch_size": 1}, "batch_size"), ({"solver": "scs"}, "solver"),
+                                          ({"gamma": 0}, "gamma")])
+def test_bad_parameters_fail_before_any_work(bad, message):
+    data = clusters()
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    with pytest.raises(DataError, match=message):
+        get_method("hostcp-fl")(**bad).fit(data, learner, seed=0, budgets=[3])
+
+
+def test_the_learned_metric_starts_at_the_identity_and_moves():
+    phi = ResidualMap(4, 8)
+    x = torch.randn(5, 4)
+    assert torch.equal(phi(x), x)
+    data = clusters()
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    learned = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=0, budgets=[3])
+    frozen = get_method("hostcp-fl")(**FAST, freeze_phi=True).fit(data, learner, seed=0, budgets=[3])
+    assert not np.allclose(learned.scores, frozen.scores)  # the look-ahead changed phi, hence the distances
+
+
+def test_coverage_scores_sign():
+    f = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [0.15]])
+    y = np.array([0, 0, 0, 1, 1, 1])  # the last point sits among label 0
+    scores = coverage_scores(f, y, knn=2)
+    assert scores[5] < 0 < scores[:5].min()
+
+
+def test_allot_and_label_chunks():
+    assert allot(10, np.array([50, 30, 20])).tolist() == [5, 3, 2]
+    parts = allot(3, np.array([5, 5, 5, 5]), floor_one=False)
+    assert parts.sum() == 3 and parts.max() == 1
+    assert allot(4, np.array([1, 40, 40]), floor_one=True).tolist()[0] == 1
+    labels = np.array([0, 1, 0, 1, 0, 1, 0])
+    chunks = label_chunks(labels, np.arange(7), 2, label_aware=True)
+    assert all(len(set(labels[c])) == 1 and len(c) <= 2 for c in chunks)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(7))
+
+
+def test_runs_through_the_runner():
+    cell = Cell(dataset="synthetic", method="hostcp-fl", seed=0, noise_rate=0.1, budgets=(0.05, 0.3),
+                dataset_params={"n_train": 120, "n_valid": 60, "n_test": 200}, method_params={"epochs": 1})
+    record = run_cell(cell)
+    assert record["status"] == "ok", record.get("error")
+    assert [row["k"] for row in record["budgets"]] == [6, 36]

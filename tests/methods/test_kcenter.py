@@ -1,0 +1,34 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from bench.learners import LogisticRegression
+from methods.kcenter import KCenterGreedy, covering_radius, kcenter_greedy_order
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_radius_is_within_twice_the_enumerated_optimum(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(10, 2)) * rng.uniform(0.5, 3, size=2)
+    order = kcenter_greedy_order(x, first=int(rng.integers(10)))
+    assert sorted(order) == list(range(10))
+    for k in (1, 2, 3, 4):
+        optimum = min(covering_radius(x, np.array(s)) for s in itertools.combinations(range(10), k))
+        greedy = covering_radius(x, order[:k])
+        assert optimum - 1e-12 <= greedy <= 2 * optimum + 1e-12
+
+
+def test_each_pick_is_the_worst_covered_point():
+    x = np.array([[0.0], [1.0], [10.0], [4.0], [6.0]])
+    assert kcenter_greedy_order(x, first=0).tolist() == [0, 2, 3, 4, 1]
+
+
+def test_method_returns_nested_subsets_and_reverse_position_scores(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    v = KCenterGreedy().fit(small_data, learner, seed=3, budgets=[3, 10, 30]).validate("kcenter", 60, [3, 10, 30])
+    assert set(v.subsets[3]) <= set(v.subsets[10]) <= set(v.subsets[30])
+    top10 = np.argsort(-v.scores)[:10]
+    assert set(top10) == set(v.subsets[10])
+    again = KCenterGreedy().fit(small_data, learner, seed=3, budgets=[3, 10, 30])
+    assert all(np.array_equal(again.subsets[k], v.subsets[k]) for k in v.subsets)
