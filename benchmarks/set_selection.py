@@ -94,7 +94,7 @@ def tables(args: argparse.Namespace) -> None:
     per_cell = cells.groupby(["dataset", "family", "method"]).agg(
         auc=("auc", mean_se), fit_wall_s=("wall_s", "median"), fit_cpu_s=("cpu_s", "median"),
         cell_wall_s=("cell_s", "median"), seeds=("seed", "nunique"))
-    table = acc.join(per_cell).reset_index()
+    table = acc.join(per_cell.round({"fit_wall_s": 3, "fit_cpu_s": 3, "cell_wall_s": 2})).reset_index()
     table["family"] = pd.Categorical(table["family"], FAMILY_ORDER + sorted(set(table["family"]) - set(FAMILY_ORDER)))
     table = table.sort_values(["dataset", "family", "method"])
     table.to_csv(RESULTS / "set_selection.csv", index=False)
