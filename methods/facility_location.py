@@ -62,7 +62,7 @@ class FacilityLocation(ValuationMethod):
     description = "submodular facility location in input space (apricot lazy greedy), optionally per class"
     params = {"per_class": True, "neighbors": 0}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = dict(self.config)
         if int(c["neighbors"]) < 0:
             raise DataError(f"method {self.name!r}: neighbors must be >= 0 (0 = dense), got {c['neighbors']}")
@@ -71,7 +71,7 @@ class FacilityLocation(ValuationMethod):
         return c
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
-        c = self._check()
+        c = self.check()
         m = int(c["neighbors"])
         if c["per_class"]:
             orders = per_class(data.y_train, lambda members: facility_location_selection(data.x_train[members], m))

@@ -67,13 +67,13 @@ class Glister(ValuationMethod):
     description = "GLISTER (Killamsetty et al. 2021): greedy one-step Taylor gain of validation likelihood"
     params = {"eta": 0.01}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         if not float(self.config["eta"]) > 0:
             raise DataError(f"method {self.name!r}: eta (the step size) must be > 0, got {self.config['eta']}")
         return dict(self.config)
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
-        c = self._check()
+        c = self.check()
         model = learner.fit(data.x_train, data.y_train)
         order, gains = glister_order(model, data, float(c["eta"]), data.n_train)
         subsets, scores = nested_readout(order, data.n_train, budgets)

@@ -70,7 +70,7 @@ class GradMatch(ValuationMethod):
     description = "GRAD-MATCH (Killamsetty et al. 2021): per-class OMP gradient matching with weights"
     params = {"lam": 0.5, "target": "train", "with_input": True, "weighted": True, "tol": 1e-6}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = dict(self.config)
         if c["target"] not in ("train", "valid"):
             raise DataError(f"method {self.name!r}: target must be 'train' or 'valid', got {c['target']!r}")
@@ -79,7 +79,7 @@ class GradMatch(ValuationMethod):
         return c
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
-        c = self._check()
+        c = self.check()
         rng = np.random.default_rng(seed)
         model = learner.fit(data.x_train, data.y_train)
         grads = last_layer_gradients(model, data.x_train, data.y_train, bool(c["with_input"]))

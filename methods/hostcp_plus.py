@@ -125,7 +125,7 @@ class HostCPFL(HostCP):
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
               "suspects": "close", "solver": "fast"}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = self.config
         if not 0 < c["fraction"] < 1:
             raise DataError(f"method {self.name!r}: fraction must lie in (0, 1), got {c['fraction']}")

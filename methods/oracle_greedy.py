@@ -126,14 +126,14 @@ class OracleGreedy(ValuationMethod):
     description = "headroom reference: greedy forward selection on retrained validation accuracy"
     params = {"pool": 32, "newton_max_params": 256}
 
-    def _check(self) -> dict[str, Any]:
+    def check(self) -> dict[str, Any]:
         c = {k: int(v) for k, v in self.config.items()}
         if c["pool"] < 0:
             raise DataError(f"method {self.name!r}: pool must be >= 0 (0 = every remaining point), got {c['pool']}")
         return c
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
-        c = self._check()
+        c = self.check()
         n_select = max(budgets, default=data.n_train)
         newton = isinstance(learner, LogisticRegression) and \
             data.n_classes * (data.n_features + 1) <= c["newton_max_params"]
