@@ -106,6 +106,7 @@ def _family_legend(fig, palette: dict, families: dict[str, str], methods: list[s
     rows = max(len(c) for c in columns)
     longest = max(len(h.get_label()) for c in columns for h in c)
     fig.set_figwidth(max(fig.get_figwidth(), len(columns) * (0.6 + 0.075 * longest) + 0.4))  # never clip the legend
+    fig.set_figheight(fig.get_figheight() + 0.17 * rows)  # room below the panels, or the layout squeezes them
     blank = lambda: Line2D([], [], lw=0, label=" ")  # noqa: E731
     handles = [h for c in columns for h in c + [blank() for _ in range(rows - len(c))]]
     legend = fig.legend(handles=handles, loc="outside lower center", ncols=len(columns), frameon=False)
@@ -230,9 +231,11 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
                 ax.errorbar(seconds[i], row.area, yerr=[[row.area - row.low], [row.high - row.area]], fmt="o",
                             color=palette[row.method], ms=7 if on_front else 5, mec="black" if on_front else "none",
                             mew=1.0, elinewidth=0.8, alpha=1.0 if on_front else 0.6, zorder=3 if on_front else 2)
-            for i in front:
-                ax.annotate(here.method[i], (seconds[i], here.area[i]), xytext=(4, 4), textcoords="offset points",
-                            fontsize=7, color="0.15")
+            for i in front:  # labels stay out of the layout: one near an edge must not squeeze the panels
+                last = seconds[i] == seconds[front].max()  # the costliest point is labelled to its left
+                ax.annotate(here.method[i], (seconds[i], here.area[i]), xytext=(-4 if last else 4, 4),
+                            textcoords="offset points", ha="right" if last else "left", fontsize=7,
+                            color="0.15").set_in_layout(False)
             ax.set_xscale("log")
             ax.set_title(setting)
             ax.set_xlabel("fit seconds (median over seeds, log)")

@@ -11,8 +11,11 @@ make that affordable:
 * truncation: once the prefix's score is within ``tolerance * |U(D)|`` of the full-data score for
   ``patience`` consecutive points, the remaining points of this permutation get a marginal of zero (their
   expected contribution is already below the noise); ``tolerance = 0`` disables truncation (exact MC);
-* warm starts: each prefix model starts from the previous prefix's parameters, one point away, so L-BFGS
-  needs a few iterations instead of a full solve (exact for the convex default learner).
+* warm starts: each prefix model starts from the previous prefix's parameters, one point away, so the
+  solver needs a few iterations instead of a full solve. For small logistic regressions the prefixes are
+  solved by batched float64 Newton to a gradient tolerance, which reaches the same optimum from any start;
+  otherwise by the learner's float32 L-BFGS, which stops near (not at) the optimum, so a warm and a cold
+  start can differ in the last digits (see ``loo`` and benchmarks/influence_mlp.py).
 
 Permutations run in batches; after each batch the running estimate is checked against the paper's
 criterion, the mean absolute change of the values over the last ``window`` permutations relative to
