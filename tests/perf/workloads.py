@@ -88,6 +88,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("influence", "influence", {"n_train": 2000, "n_valid": 300, "dim": 32, "n_classes": 5}),
     Workload("hostcp", "hostcp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("hostcp-lp", "hostcp-lp", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
+    Workload("hostcp-paper", "hostcp-paper", {"n_train": 80, "n_valid": 64, "dim": 8}, {"max_valid": 64}),
     Workload("hostcp-solver", None, {}, component=hostcp_solver),
     Workload("hostcp-fl", "hostcp-fl", {"n_train": 64, "n_valid": 64, "dim": 8}, _HOSTCP_TINY),
     Workload("kcenter", "kcenter", {"n_train": 2000, "n_valid": 10, "dim": 16}),
