@@ -258,9 +258,17 @@ def rank_figure(analysis, path: Path) -> Path:
         warnings.simplefilter("ignore")
         n = len(result.rankdf)
         fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, 8.0 + 0.1 * n), 1.2 + 0.32 * n))
-        plot_stats(result, allow_insignificant=True, ax=ax)
-        ax.set_title(f"Mean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; Friedman "
-                     f"p = {result.pvalue:.2g}; bars join methods within the Nemenyi CD = {result.cd:.2f}",
+        if result.cd is None:  # two methods: no CD diagram to draw, so their mean ranks as bars
+            ranks = result.rankdf["meanrank"]
+            ax.barh([str(m) for m in ranks.index], ranks.to_numpy(), color="0.55")
+            ax.invert_yaxis()
+            ax.set_xlabel("mean rank (1 = best)")
+        else:
+            plot_stats(result, allow_insignificant=True, ax=ax)
+        # autorank runs Friedman + Nemenyi for 3+ methods, a Wilcoxon signed-rank test (no CD) for two
+        test = f"{str(result.omnibus).capitalize()} p = {result.pvalue:.2g}"
+        bars = "" if result.cd is None else f"; bars join methods within the Nemenyi CD = {result.cd:.2f}"
+        ax.set_title(f"Mean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
                      fontsize=9, pad=14)
         fig.tight_layout()
         return _save(fig, path)

@@ -103,3 +103,16 @@ def test_an_all_tied_table_gets_a_reason_not_an_error():
     tied = frame([(f"set{b}", m, 0, 0.1, 0.5) for b in range(6) for m in "abc"])
     analysis = rank_analysis(tied)
     assert analysis.result is None and "tied" in analysis.reason
+
+
+def test_two_methods_get_a_wilcoxon_test_and_a_rank_figure(tmp_path):
+    from bench.plots import rank_figure
+
+    two = toy_blocks()
+    analysis = rank_analysis(two[two.method != "middle"])
+    assert analysis.result.omnibus == "wilcoxon" and analysis.result.cd is None
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(rank_figure(analysis, tmp_path / "ranks.png"))[..., :3]
+    bar_grey = (abs(pixels - 0.55) < 0.03).all(axis=-1).sum()
+    assert bar_grey > 2000  # the two bars are drawn, not an empty frame (autorank draws nothing for two)
