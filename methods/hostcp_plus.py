@@ -49,6 +49,7 @@ from bench.registry import register_method
 from methods.hostcp import HostCP, Run, lookahead_valid_loss, nearest_selected
 from methods.hostcp_layer import solve_facility
 from methods.hostcp_opening import SOLVERS, solve_opening
+from methods.selection import allot
 
 DETECT = ("coverage", "gradient", "both")
 SUSPECTS = ("close", "drop", "keep")
@@ -77,22 +78,6 @@ def label_chunks(labels: np.ndarray, order: np.ndarray, size: int, label_aware: 
         members = order[labels[order] == label]
         chunks += np.array_split(members, int(np.ceil(len(members) / size)))
     return [chunks[i] for i in np.argsort([chunk[0] for chunk in chunks], kind="stable")]  # interleave labels
-
-
-def allot(total: int, weights: np.ndarray, floor_one: bool = False) -> np.ndarray:
-    """Integers summing to ``total`` proportional to ``weights`` (largest remainders), each <= its weight's
-    share cap ``weights`` (counts); ``floor_one`` gives every part at least one where total allows."""
-    weights = np.asarray(weights, dtype=float)
-    quota = total * weights / weights.sum()
-    out = np.floor(quota).astype(int)
-    if floor_one and total >= len(weights):
-        out = np.maximum(out, 1)
-    while out.sum() > total:
-        out[np.argmax(out - quota)] -= 1
-    remainder = np.argsort(-(quota - out), kind="stable")
-    for i in remainder[: total - out.sum()]:
-        out[i] += 1
-    return np.minimum(out, weights.astype(int))
 
 
 def coverage_scores(f: torch.Tensor, y: np.ndarray, knn: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 In the spirit of DeepCore's ``methods_utils``: the pieces several selectors need live here once.
 
+* :func:`allot`: integers summing to a total in proportion to weights (largest remainder);
 * :func:`class_budgets`: a budget k split over classes in proportion to their share of the train split,
   rounded by largest remainder (Hamilton) so the class sizes sum to exactly k;
 * :func:`nested_readout` / :func:`class_readout`: one greedy order (or one per class) read out as the nested
@@ -23,20 +24,30 @@ import torch
 from bench.learners import FittedModel
 
 
-def class_budgets(y: np.ndarray, k: int) -> dict[int, int]:
-    """``{class: k_c}`` with k_c ~ k n_c / n, rounded by largest remainder so that sum_c k_c = k exactly.
+def allot(total: int, weights: np.ndarray, floor_one: bool = False) -> np.ndarray:
+    """Integers summing to ``total`` proportional to ``weights`` (largest remainders), each <= its weight's
+    share cap ``weights`` (counts); ``floor_one`` gives every part at least one where total allows."""
+    weights = np.asarray(weights, dtype=float)
+    quota = total * weights / weights.sum()
+    out = np.floor(quota).astype(int)
+    if floor_one and total >= len(weights):
+        out = np.maximum(out, 1)
+    while out.sum() > total:
+        out[np.argmax(out - quota)] -= 1
+    remainder = np.argsort(-(quota - out), kind="stable")
+    for i in remainder[: total - out.sum()]:
+        out[i] += 1
+    return np.minimum(out, weights.astype(int))
 
-    Each k_c <= n_c. Remainders tie-break by class label (deterministic).
+
+def class_budgets(y: np.ndarray, k: int) -> dict[int, int]:
+    """``{class: k_c}`` with k_c ~ k n_c / n, rounded by largest remainder (:func:`allot`) so that
+    sum_c k_c = k exactly. Each k_c <= n_c. Remainders tie-break by class label (deterministic).
     """
     classes, counts = np.unique(y, return_counts=True)
     if not 0 <= k <= len(y):
         raise ValueError(f"budget {k} must lie in [0, {len(y)}]")
-    quota = k * counts / len(y)
-    sizes = np.floor(quota).astype(int)
-    short = k - sizes.sum()
-    remainder_order = np.lexsort((classes, -(quota - sizes)))  # largest remainder first
-    sizes[remainder_order[:short]] += 1
-    return {int(c): int(s) for c, s in zip(classes, sizes)}
+    return {int(c): int(s) for c, s in zip(classes, allot(k, counts))}
 
 
 def order_scores(order: np.ndarray, n: int) -> np.ndarray:

@@ -7,7 +7,8 @@ from bench.learners import LogisticRegression
 from bench.protocol import DataError, Dataset
 from bench.registry import get_method
 from bench.runner import run_cell
-from methods.hostcp_plus import ResidualMap, allot, coverage_scores, label_chunks
+from methods.hostcp_plus import ResidualMap, coverage_scores, label_chunks
+from methods.selection import allot
 
 FAST = {"epochs": 2, "batch_size": 32, "neighbours": 8, "dim": 8}
 
