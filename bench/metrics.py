@@ -88,8 +88,7 @@ def subset_value(data: Dataset, learner: Learner, valuation: Valuation, budgets:
     rows = []
     for fraction, k in zip(budgets, budget_sizes(budgets, data.n_train, data.name)):
         idx = select_subset(valuation, k, seed)
-        weights = None if valuation.weights is None or valuation.subsets is None or k not in valuation.subsets \
-            else valuation.weights.get(k)
+        weights = (valuation.weights or {}).get(k)  # validate(): weights only come with the method's own subset k
         rows.append({"budget": float(fraction), "k": k, **test_performance(data, learner, idx, cache, weights),
                      "noisy_selected": float(data.noisy_mask[idx].mean()), "weighted": weights is not None})
     return rows

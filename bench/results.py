@@ -7,9 +7,7 @@ the raw ``dataset`` and ``method_name``. Everything downstream groups by ``(sett
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable
 
 import pandas as pd
 
