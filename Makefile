@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
@@ -27,18 +28,18 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 bench: install
-	$(PY) -m bench run --config configs/default.toml --jobs $(JOBS) --out $(OUT)
+	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out $(OUT)
 
 bench-quick: install
-	$(PY) -m bench run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
+	$(VALBENCH) run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
 
 report: install
-	$(PY) -m bench report $(OUT)/latest
+	$(VALBENCH) report $(OUT)/latest
 
 # The committed reference report (reports/reference/) and the README's headline table, from the default grid.
 reference-report: install
-	$(PY) -m bench run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
-	$(PY) -m bench.readme reports/reference README.md
+	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
+	$(PY) -m valbench.readme reports/reference README.md
 
 test: install
 	$(PY) -m pytest
@@ -48,18 +49,18 @@ test: install
 TOLERANCE ?= 1.5
 
 bench-ci: install
-	$(PY) -m bench.perfgate check --tolerance $(TOLERANCE)
+	$(PY) -m valbench.perfgate check --tolerance $(TOLERANCE)
 
 # Rewrite perf/baseline.json on purpose (median of 3 runs of the perf suite); commit it with the change that moved it.
 bench-baseline: install
-	$(PY) -m bench.perfgate baseline
+	$(PY) -m valbench.perfgate baseline
 
 # Cost vs train size of every native method (synthetic data, 250 ... 20k points, SCALING_CAP s per point):
 # reports/scaling/scaling.{json,csv,png} with the log-log slope per method.
 SCALING_CAP ?= 60
 
 scaling: install
-	$(PY) -m bench.scaling --cap $(SCALING_CAP) --out $(OUT)/scaling
+	$(PY) -m valbench.scaling --cap $(SCALING_CAP) --out $(OUT)/scaling
 
 clean:
 	rm -rf $(VENV) reports/latest reports/run-* .pytest_cache

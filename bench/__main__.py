@@ -1,7 +1,7 @@
-"""Entry point of ``python -m bench``."""
+"""Entry point of ``python -m valbench`` (the same as the ``valbench`` command)."""
 
 import sys
 
-from bench.cli import main
+from valbench.cli import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ cluster workers that share the directory may read and write concurrently. The da
 the train labels (noise included), features and test split themselves, so it covers the loader's
 parameters, seed and noise rate without trusting names.
 
-The cache lives in ``<reports root>/.cache/fits`` for ``python -m bench run`` (``$VALBENCH_CACHE_DIR``
+The cache lives in ``<reports root>/.cache/fits`` for ``python -m valbench run`` (``$VALBENCH_CACHE_DIR``
 overrides it; ``--no-cache`` turns it off). Deleting the directory is always safe.
 """
 

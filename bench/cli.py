@@ -1,4 +1,4 @@
-"""``python -m bench``: list what is registered, run a grid, summarise a run.
+"""``python -m valbench``: list what is registered, run a grid, summarise a run.
 
 Exit status: 0 when the run completed (failed cells are results, recorded in the store), 2 for a usage
 error (unknown name, bad budget or noise rate, unreadable config).
@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from bench.cache import default_cache_dir
-from bench.grid import GridConfig, parse_assignment
-from bench.protocol import DataError
-from bench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_builtin,
+from valbench.cache import default_cache_dir
+from valbench.grid import GridConfig, parse_assignment
+from valbench.protocol import DataError
+from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_installed,
                             load_plugins)
-from bench.runner import connect_dask, run_grid
-from bench.store import ResultsStore
-from bench.summary import write_summary
+from valbench.runner import connect_dask, run_grid
+from valbench.store import ResultsStore
+from valbench.summary import write_summary
 
 
 def _csv(kind):
@@ -33,7 +33,7 @@ def _csv(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="valbench", description=__doc__.splitlines()[0])
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import a module (dotted name or .py file) that registers extra methods")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,13 +158,13 @@ def command_run(args: argparse.Namespace) -> None:
 
 def _render_report(run_dir: Path) -> None:
     """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from bench.report import render_report
+    from valbench.report import render_report
 
     try:
         print(f"report: {render_report(run_dir)}", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - the results are safe in the store; say how to retry
         print(f"warning: the report failed ({type(err).__name__}: {err}); "
-              f"retry with: python -m bench report {run_dir}", file=sys.stderr)
+              f"retry with: python -m valbench report {run_dir}", file=sys.stderr)
 
 
 def _config_json(config: GridConfig, plugins: list[str]) -> str:
@@ -174,7 +174,7 @@ def _config_json(config: GridConfig, plugins: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        load_builtin()
+        load_installed()
         load_plugins(args.plugin)
         if args.command == "list":
             command_list()
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "summary":
             print(write_summary(args.run_dir))
         elif args.command == "report":
-            from bench.report import render_report
+            from valbench.report import render_report
 
             print(render_report(args.run_dir))
     except (UnknownNameError, DataError) as err:

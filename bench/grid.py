@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.learners import LEARNERS, make_learner
-from bench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
-from bench.protocol import DataError
-from bench.registry import get_dataset, get_method
+from valbench.learners import LEARNERS, make_learner
+from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
+from valbench.protocol import DataError
+from valbench.registry import get_dataset, get_method
 
 
 @dataclass(frozen=True)

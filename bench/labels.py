@@ -73,7 +73,7 @@ def method_family(name: str, recorded: str | None = None) -> str:
     """
     if recorded:
         return recorded
-    from bench.registry import METHODS
+    from valbench.registry import METHODS
 
     if name in METHODS:
         return METHODS[name].family

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation
 
 if TYPE_CHECKING:
-    from bench.cache import FitCache
+    from valbench.cache import FitCache
 
 DEFAULT_BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5)
 DETECTION_GRID = np.linspace(0.0, 1.0, 21)

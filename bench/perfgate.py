@@ -28,9 +28,9 @@ benchmarks (``--confirm`` reruns, best ratio kept): noise does not repeat, a rea
 
 Commands (the Makefile's ``bench-ci`` and ``bench-baseline`` call the first two)::
 
-    python -m bench.perfgate check    [--tolerance 1.5] [--baseline perf/baseline.json] [--confirm 1]
-    python -m bench.perfgate baseline [--baseline perf/baseline.json] [--repeat 3]
-    python -m bench.perfgate compare  CURRENT.json [--baseline perf/baseline.json] [--tolerance 1.5]
+    python -m valbench.perfgate check    [--tolerance 1.5] [--baseline perf/baseline.json] [--confirm 1]
+    python -m valbench.perfgate baseline [--baseline perf/baseline.json] [--repeat 3]
+    python -m valbench.perfgate compare  CURRENT.json [--baseline perf/baseline.json] [--tolerance 1.5]
 
 ``check`` and ``baseline`` run the pytest-benchmark suite ``tests/perf`` (skipped in ``make test``; it runs
 when ``VALBENCH_PERF=1``) and read its ``--benchmark-json`` output; ``compare`` compares an existing one.
@@ -76,7 +76,7 @@ def calibration_workload(fits: int = CALIBRATION_FITS, shape: tuple[int, int, in
     Overlapping classes keep L-BFGS busy for a fixed number of iterations (separable data would run to
     ``max_iter`` with a growing norm, a less stable amount of work).
     """
-    from bench.learners import LogisticRegression
+    from valbench.learners import LogisticRegression
 
     n, d, k = shape
     rng = np.random.default_rng(12345)
@@ -161,7 +161,7 @@ def ratios_from_pytest_json(path: str | os.PathLike) -> dict[str, dict[str, Any]
         if not str(timer).endswith(TIMER_NAME):
             raise ValueError(f"{path}: benchmark {bench.get('name')} was timed with {timer!r} but its calibration "
                              f"with {TIMER_NAME!r}; run the perf suite with --benchmark-timer=time.{TIMER_NAME} "
-                             f"(python -m bench.perfgate does)")
+                             f"(python -m valbench.perfgate does)")
         times, cal = bench["stats"]["data"], info["calibration_times"]
         out[info["workload"]] = {"ratio": paired_ratio(times, cal), "min_s": min(times),
                                  "calibration_min_s": min(cal), "rounds": len(times),
@@ -397,7 +397,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perfgate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m valbench.perfgate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

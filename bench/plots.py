@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from bench.stats import mean_ci  # noqa: E402
+from valbench.stats import mean_ci  # noqa: E402
 
 DPI = 100
 PANEL = (3.4, 2.8)  # inches per facet

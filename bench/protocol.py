@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from bench.learners import Learner
+from valbench.learners import Learner
 
 
 class DataError(ValueError):
@@ -153,7 +153,7 @@ class ValuationMethod:
 
     Class attributes: ``name`` (the registry key), ``params`` (defaults of every hyper-parameter; the
     runner expands lists given on the command line into a grid), ``description`` (one line for
-    ``python -m bench list``), ``selects_sets`` (True for methods that pick subsets themselves; their
+    ``python -m valbench list``), ``selects_sets`` (True for methods that pick subsets themselves; their
     ``fit`` then also receives ``budgets``, the subset sizes the harness will evaluate) and ``family``
     (one of :data:`FAMILIES`, how reports group and colour methods).
     """

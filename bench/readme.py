@@ -10,9 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-from bench.results import budgets_frame, cells_frame, load_records
-from bench.stats import near_best_lines, verdict
-from bench.summary import summary_table
+from valbench.results import budgets_frame, cells_frame, load_records
+from valbench.stats import near_best_lines, verdict
+from valbench.summary import summary_table
 
 START, END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
 VERDICT_START, VERDICT_END = "<!-- reference-verdict:start -->", "<!-- reference-verdict:end -->"

@@ -1,7 +1,9 @@
 """Name -> class registries for methods and datasets, and the loading of plugins that fill them.
 
-The harness looks methods and datasets up here by name and never imports a concrete one: adding a method
-is adding a module that applies ``@register_method`` to one class.
+The harness looks methods and datasets up here by name and never imports a concrete one: the suite's own
+modules and third-party plugins are found the same way, through the entry-point groups ``valbench.methods``
+and ``valbench.datasets`` (``--plugin`` loads a one-off module or ``.py`` file). Adding a method is a module
+that applies ``@register_method`` to one class, named by one entry-point line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from importlib import metadata
 from typing import Callable
 
-from bench.protocol import FAMILIES, DataError, Dataset, ValuationMethod
+from valbench.protocol import FAMILIES, DataError, Dataset, ValuationMethod
 
 DatasetLoader = Callable[..., Dataset]
 
@@ -54,12 +56,32 @@ def register_dataset(name: str, description: str = "") -> Callable[[DatasetLoade
     return decorate
 
 
-def load_builtin() -> None:
-    """Import the suite's own methods and datasets, and the plugins named by installed entry points."""
-    importlib.import_module("methods")
-    importlib.import_module("datasets")
-    for entry in metadata.entry_points(group="valbench.methods"):
-        entry.load()
+ENTRY_POINT_GROUPS = ("valbench.methods", "valbench.datasets")
+_loaded_entry_points: set[tuple[str, str]] = set()
+
+
+def load_installed() -> None:
+    """Load every module named by an installed entry point of the ``valbench.methods`` and
+    ``valbench.datasets`` groups: the suite's own (declared in its pyproject) and third-party plugins alike.
+
+    A module that fails to import registers nothing; why is kept in ``UNAVAILABLE`` under its entry name
+    (``valbench list`` shows it) and every other entry still loads. Loading twice is a no-op.
+    """
+    found = False
+    for group in ENTRY_POINT_GROUPS:
+        for entry in metadata.entry_points(group=group):
+            found = True
+            if (group, entry.name) in _loaded_entry_points:
+                continue
+            _loaded_entry_points.add((group, entry.name))
+            try:
+                entry.load()
+            except Exception as err:  # noqa: BLE001 - one broken plugin must not take the suite down
+                UNAVAILABLE[entry.name] = f"entry point {entry.value!r} failed to load ({type(err).__name__}: {err})"
+    if not found:
+        raise DataError("no valbench entry points are installed, so no method or dataset is registered: "
+                        "install the package (`pip install -e .`, or `make install`) rather than running from "
+                        "a bare checkout")
 
 
 def load_plugins(modules: list[str]) -> None:
@@ -96,6 +118,6 @@ def get_dataset(name: str) -> DatasetLoader:
 
 
 def describe_method(cls: type[ValuationMethod]) -> str:
-    """One line for ``python -m bench list``: the ``description`` attribute, else the docstring's first line."""
+    """One line for ``python -m valbench list``: the ``description`` attribute, else the docstring's first line."""
     lines = (cls.description or cls.__doc__ or "").strip().splitlines()
     return lines[0] if lines else ""

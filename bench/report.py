@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import plots
-from bench import stats
-from bench.labels import Labels
-from bench.protocol import DataError
-from bench.results import load_records
-from bench.summary import write_summary
+from valbench import plots
+from valbench import stats
+from valbench.labels import Labels
+from valbench.protocol import DataError
+from valbench.results import load_records
+from valbench.summary import write_summary
 
 INDEX = "index.html"
 PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpylayers", "diffcp", "clarabel",

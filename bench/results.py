@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.labels import Labels
-from bench.store import ResultsStore
+from valbench.labels import Labels
+from valbench.store import ResultsStore
 
 CELL_COLUMNS = ["key", "setting", "method", "family", "dataset", "method_name", "seed", "noise_rate", "status",
                 "error", "n_train", "full_accuracy", "full_loss", "mislabel_auc", "kmeans_f1", "wall_s", "cpu_s",

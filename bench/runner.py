@@ -27,16 +27,16 @@ import torch
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
-from bench.cache import FitCache
-from bench.grid import Cell
-from bench.isolate import ChildDied, ChildTimeout, call_in_child
-from bench.learners import make_learner
-from bench.measure import measure
-from bench.labels import method_family
-from bench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
+from valbench.cache import FitCache
+from valbench.grid import Cell
+from valbench.isolate import ChildDied, ChildTimeout, call_in_child
+from valbench.learners import make_learner
+from valbench.measure import measure
+from valbench.labels import method_family
+from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
                            test_performance)
-from bench.registry import get_dataset, get_method, load_builtin, load_plugins
-from bench.store import ResultsStore
+from valbench.registry import get_dataset, get_method, load_installed, load_plugins
+from valbench.store import ResultsStore
 
 class CellTimeout(Exception):
     """The cell ran past its time limit."""
@@ -64,7 +64,7 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 def load_cell_data(cell: Cell):
     """The cell's dataset with its label noise injected (seeded by the cell's seed)."""
-    from datasets.noise import inject_noise
+    from valbench.datasets.noise import inject_noise
 
     data = get_dataset(cell.dataset)(seed=cell.seed, **cell.dataset_params)
     return inject_noise(data, cell.noise_rate, seed=cell.seed)
@@ -121,7 +121,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     if time_limit_s and threading.current_thread() is not threading.main_thread():
         return _run_cell_in_child(cell, plugins, time_limit_s, threads, cache_dir, inflight_dir)
     torch.set_num_threads(threads)
-    load_builtin()
+    load_installed()
     load_plugins(list(plugins))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record: dict[str, Any] = {"key": cell.key, "dataset": cell.dataset, "method": cell.method, "seed": cell.seed,
@@ -157,7 +157,7 @@ def _run_cell_in_child(cell: Cell, plugins: tuple[str, ...], time_limit_s: float
     """:func:`run_cell` where SIGALRM cannot reach (a dask worker thread): in a forked child
     (:mod:`bench.isolate`) that is killed if it overruns, so a hanging method fails its own cell and frees
     the worker. A child that dies is replaced once, as the local runner reruns a dead worker's cells."""
-    load_builtin()  # imported once in the worker, inherited by every child instead of imported in each
+    load_installed()  # imported once in the worker, inherited by every child instead of imported in each
     load_plugins(list(plugins))
     why = ""
     for _ in range(2):
@@ -205,7 +205,7 @@ def _worker_died_errors() -> tuple[type[BaseException], ...]:
 
 def connect_dask(address: str | None, timeout_s: float = 5.0):
     """A dask.distributed client for ``address`` (a fresh local cluster when None), or a clear error quickly."""
-    from bench.protocol import DataError
+    from valbench.protocol import DataError
 
     try:
         from dask.distributed import Client

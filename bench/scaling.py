@@ -1,4 +1,4 @@
-"""How each method's cost grows with the train size: ``python -m bench.scaling`` (``make scaling``).
+"""How each method's cost grows with the train size: ``python -m valbench.scaling`` (``make scaling``).
 
 Every native method is fitted on the synthetic dataset at train sizes N (250 ... 20,000 by default; the
 validation and test splits stay fixed) and its ``fit`` is timed: CPU seconds of this process (torch on
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.learners import make_learner
-from bench.metrics import budget_sizes
-from bench.registry import METHODS, get_dataset, get_method, load_builtin
-from bench.runner import CellTimeout, time_limit
+from valbench.learners import make_learner
+from valbench.metrics import budget_sizes
+from valbench.registry import METHODS, get_dataset, get_method, load_installed
+from valbench.runner import CellTimeout, time_limit
 
 DEFAULT_SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
 SMALL_FIT_S = 0.5  # fits faster than this are repeated (up to REPEATS) and the median is kept
@@ -38,7 +38,7 @@ WARMUP_N, WARMUP_CAP_S = 100, 5.0
 
 def native_methods() -> list[str]:
     """Registered methods implemented in this repository (not the peers adapted from other libraries, not plugins)."""
-    load_builtin()
+    load_installed()
     return sorted(name for name, cls in METHODS.items()
                   if cls.__module__.startswith("methods.") and cls.family != "peer")
 
@@ -139,7 +139,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m valbench.scaling", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", help="comma-separated (default: every native method)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="train sizes N")
     parser.add_argument("--cap", type=float, default=60.0, help="seconds per point; larger N skipped past it")
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    load_builtin()
+    load_installed()
     methods = args.methods.split(",") if args.methods else native_methods()
     for m in methods:
         get_method(m)

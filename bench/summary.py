@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.results import budgets_frame, cells_frame, load_records
-from bench.stats import area_summary, near_best_lines, verdict, verdict_tables
+from valbench.results import budgets_frame, cells_frame, load_records
+from valbench.stats import area_summary, near_best_lines, verdict, verdict_tables
 
 
 def _mean_se(values: pd.Series) -> str:

@@ -4,7 +4,7 @@ an ablation of each change.
     python benchmarks/hostcp_plus.py run --out /tmp/hostcp-plus [--seeds 0,1,2,3,4] [--jobs 2] [--part all] [--only A,B]
     python benchmarks/hostcp_plus.py tables --out /tmp/hostcp-plus     # writes benchmarks/results/hostcp_plus.*
 
-``run`` calls the harness (``python -m bench run``) once for the comparison (run id ``main``: hostcp-fl,
+``run`` calls the harness (``python -m valbench run``) once for the comparison (run id ``main``: hostcp-fl,
 hostcp, random, knn-shapley, influence, and every other registered set selector) and once per ablation
 (run id ``abl-<name>``: hostcp-fl with one change undone), on synthetic, breast_cancer, digits and mnist at
 10 % label noise, budgets 5-30 %, with the same split sizes for every method. ``tables`` reads those runs and
@@ -42,15 +42,15 @@ ABLATION_TEXT = {"full": "hostcp-fl as registered", "no-opening": "the paper's p
 
 def other_set_selectors() -> list[str]:
     """Registered set selectors besides HOST-CP (the coreset peers, where their branch has landed)."""
-    from bench.registry import METHODS, load_builtin
+    from valbench.registry import METHODS, load_installed
 
-    load_builtin()
+    load_installed()
     return sorted(name for name, cls in METHODS.items()
                   if getattr(cls, "family", "") == "set-selection" and not name.startswith("hostcp"))
 
 
 def harness(methods: list[str], run_id: str, args: argparse.Namespace, sets: list[str] = ()) -> None:
-    cmd = [sys.executable, "-m", "bench", "run", "--methods", ",".join(methods), "--datasets", ",".join(DATASETS),
+    cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join(methods), "--datasets", ",".join(DATASETS),
            "--seeds", args.seeds, "--noise", "0.1", "--budgets", BUDGETS, "--jobs", str(args.jobs),
            "--out", str(args.out), "--run-id", run_id, "--time-limit", str(args.time_limit), "--no-progress"]
     for name, params in DATASETS.items():
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
 
 def load(out: Path) -> pd.DataFrame:
     """One row per (run, cell, budget) of every finished cell under ``out``."""
-    from bench.results import load_records
+    from valbench.results import load_records
 
     rows = []
     for run_dir in sorted(p for p in out.iterdir() if (p / "results.jsonl").exists()):

@@ -2,7 +2,7 @@
 
     nice -n 10 python benchmarks/hostcp_solver_quality.py [--seeds 0,1,2,3,4] [--out /tmp/hostcp-solver-quality]
 
-Runs the harness (``python -m bench run``) on synthetic, digits and mnist (500 train points, 10 % label
+Runs the harness (``python -m valbench run``) on synthetic, digits and mnist (500 train points, 10 % label
 noise) for each variant below, then writes ``benchmarks/results/hostcp_solver_quality.{md,json}``: subset
 test accuracy (mean over the budgets 0.1, 0.2, 0.3) and mislabel ROC-AUC per variant and dataset (mean and
 standard error over seeds), and the paired per-seed differences fast - cvxpylayers. The solver changes speed,
@@ -46,7 +46,7 @@ PAIRS = [("hostcp fast (authors')", "hostcp cvxpylayers (authors')"),
 def run_variant(label: str, out: Path, seeds: str, jobs: int) -> Path:
     method, params = VARIANTS[label]
     run_id = "".join(c if c.isalnum() else "-" for c in label)
-    cmd = [sys.executable, "-m", "bench", "run", "--methods", method, "--datasets", ",".join(DATASETS),
+    cmd = [sys.executable, "-m", "valbench", "run", "--methods", method, "--datasets", ",".join(DATASETS),
            "--seeds", seeds, "--noise", "0.1", "--budgets", BUDGETS, "--jobs", str(jobs), "--out", str(out),
            "--run-id", run_id, "--time-limit", "1800", "--no-progress"]
     for name, sizes in DATASETS.items():
@@ -59,7 +59,7 @@ def run_variant(label: str, out: Path, seeds: str, jobs: int) -> Path:
 
 def per_seed(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     """dataset -> seed -> {accuracy (mean over budgets), auc, wall_s}."""
-    from bench.results import load_records
+    from valbench.results import load_records
 
     table: dict[str, dict[int, dict[str, float]]] = {}
     for r in load_records(run_dir):

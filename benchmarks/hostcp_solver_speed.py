@@ -43,7 +43,7 @@ def program(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_solve(b: int, mode: str, solver: str, repeats: int) -> float:
     """Median seconds of solve + backward of one program."""
-    from methods.hostcp_layer import solve_facility
+    from valbench.methods.hostcp.layer import solve_facility
 
     d_new, d_old = program(b)
     weights = torch.linspace(0.5, 2.0, b, dtype=torch.float64)
@@ -70,11 +70,11 @@ def solver_table(batches: list[int]) -> list[dict]:
 
 
 def fit_table(sizes: list[int], mode: str) -> list[dict]:
-    from bench.learners import LogisticRegression
-    from bench.registry import get_dataset, load_builtin
-    from methods.hostcp import HostCP
+    from valbench.learners import LogisticRegression
+    from valbench.registry import get_dataset, load_installed
+    from valbench.methods.hostcp.faithful import HostCP
 
-    load_builtin()
+    load_installed()
     rows = []
     for n in sizes:
         data = get_dataset("synthetic")(seed=0, n_train=n, n_valid=300, n_test=500)

@@ -3,7 +3,7 @@
     python benchmarks/hostcp_study.py quality --out /tmp/hostcp-study [--seeds 0,1,2] [--jobs 2]
     python benchmarks/hostcp_study.py speed [--sizes 1000,2000,5000] [--epochs 3]
 
-``quality`` runs the harness (``python -m bench run``) on synthetic, digits and mnist at 10 % label noise,
+``quality`` runs the harness (``python -m valbench run``) on synthetic, digits and mnist at 10 % label noise,
 with hostcp, hostcp-lp, random, loo, knn-shapley, and tmc-shapley / influence where registered, then
 prints subset test accuracy per (dataset, budget), mislabel ROC-AUC and wall seconds per method.
 ``speed`` times hostcp on synthetic sets of N points against one full-data learner fit and prints where
@@ -31,15 +31,15 @@ OPTIONAL = ["tmc-shapley", "influence"]
 
 
 def quality(args: argparse.Namespace) -> None:
-    from bench.registry import METHODS, load_builtin
+    from valbench.registry import METHODS, load_installed
 
-    load_builtin()
-    import methods.hostcp  # noqa: F401  (registers hostcp even where methods/__init__ does not import it)
+    load_installed()
+    import valbench.methods.hostcp.faithful  # noqa: F401  (registers hostcp even where methods/__init__ does not import it)
 
     wanted = args.methods.split(",") if args.methods else \
         ["hostcp", "hostcp-lp", *BASELINES, *[m for m in OPTIONAL if m in METHODS]]
     datasets = args.datasets.split(",")
-    cmd = [sys.executable, "-m", "bench", "--plugin", "methods.hostcp", "run", "--methods", ",".join(wanted),
+    cmd = [sys.executable, "-m", "valbench", "--plugin", "valbench.methods.hostcp.faithful", "run", "--methods", ",".join(wanted),
            "--datasets", ",".join(datasets), "--seeds", args.seeds, "--noise", "0.1",
            "--jobs", str(args.jobs), "--out", str(args.out), "--run-id", "study",
            "--time-limit", str(args.time_limit), "--no-progress"]
@@ -61,7 +61,7 @@ def _label(record: dict) -> str:
 
 
 def quality_tables(run_dir: Path) -> str:
-    from bench.results import load_records
+    from valbench.results import load_records
 
     records = load_records(run_dir)
     ok = [r for r in records if r.get("status") == "ok"]
@@ -92,12 +92,12 @@ def quality_tables(run_dir: Path) -> str:
 
 
 def speed(args: argparse.Namespace) -> None:
-    from bench.learners import LogisticRegression
-    from bench.registry import get_dataset, load_builtin
-    from methods.hostcp import HostCP
+    from valbench.learners import LogisticRegression
+    from valbench.registry import get_dataset, load_installed
+    from valbench.methods.hostcp.faithful import HostCP
 
     torch.set_num_threads(1)
-    load_builtin()
+    load_installed()
     rows = []
     for n in (int(v) for v in args.sizes.split(",")):
         data = get_dataset("synthetic")(seed=0, n_train=n, n_valid=300, n_test=500)

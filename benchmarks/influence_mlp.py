@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from bench.learners import MLP, LogisticRegression
-from bench.metrics import subset_value
-from bench.protocol import Dataset, MethodError, Valuation
-from bench.registry import get_dataset, get_method, load_builtin
-from datasets.noise import inject_noise
-from methods.influence import FlatModel
+from valbench.learners import MLP, LogisticRegression
+from valbench.metrics import subset_value
+from valbench.protocol import Dataset, MethodError, Valuation
+from valbench.registry import get_dataset, get_method, load_installed
+from valbench.datasets.noise import inject_noise
+from valbench.methods.influence import FlatModel
 from tests.conftest import blobs
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -166,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     torch.set_num_threads(1)
-    load_builtin()
+    load_installed()
     influence, loo = influence_rows(seeds, args.n_train), loo_rows(seeds)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "influence_mlp.json").write_text(json.dumps({"influence": influence, "loo": loo}, indent=1) + "\n")

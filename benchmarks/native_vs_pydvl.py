@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from bench.learners import LogisticRegression
-from bench.protocol import Dataset
-from bench.registry import UNAVAILABLE, get_dataset, get_method, load_builtin
-from datasets.noise import inject_noise
+from valbench.learners import LogisticRegression
+from valbench.protocol import Dataset
+from valbench.registry import UNAVAILABLE, get_dataset, get_method, load_installed
+from valbench.datasets.noise import inject_noise
 
 Run = Callable[[LogisticRegression], tuple[np.ndarray, int]]  # a method run on a learner: scores, models trained
 
@@ -55,7 +55,7 @@ def registered(name: str, data: Dataset, seed: int, **params: Any) -> Run:
 
 def pydvl_replayed(kind: str, data: Dataset, seed: int, permutations: int) -> Run:
     """pyDVL's Shapley or Beta(16, 1) Shapley on native's permutations (no truncation)."""
-    from methods import pydvl as adapter
+    from valbench.methods import pydvl as adapter
 
     def run(learner: LogisticRegression) -> tuple[np.ndarray, int]:
         sampler = adapter.replay_permutations(seed, permutations)
@@ -115,8 +115,8 @@ def solver_gap(data: Dataset, seed: int, step: int = 7) -> list[str]:
     solved by native's batched Newton (tmc-shapley, banzhaf) and by the learner's L-BFGS (what pyDVL, and
     native's cold paths, train); count the prefixes whose validation accuracy differs, with L-BFGS's final
     gradient (the learner asks for 1e-6)."""
-    from methods.tmc_shapley import BatchedPrefixFits, permutation_order
-    from methods.utility import Utility
+    from valbench.methods.tmc_shapley import BatchedPrefixFits, permutation_order
+    from valbench.methods.utility import Utility
 
     learner = LogisticRegression(data.n_features, data.n_classes)
     solver = BatchedPrefixFits(Utility(data, learner), learner.max_iter)
@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/native_vs_pydvl.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    load_builtin()
+    load_installed()
     if "pydvl" in UNAVAILABLE:
         print(UNAVAILABLE["pydvl"], file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
     nice -n 10 python benchmarks/set_selection.py run [--out /tmp/set-selection] [--seeds 0,1,2,3,4] [--jobs 2]
     python benchmarks/set_selection.py tables [--out /tmp/set-selection]
 
-``run`` drives the harness (``python -m bench run``, so every number is the suite's own metric) on
+``run`` drives the harness (``python -m valbench run``, so every number is the suite's own metric) on
 synthetic, breast_cancer, digits and mnist (300 train points each, 10 % flipped labels, budgets 5-50 %) in
 three runs under ``--out``: ``selectors`` (every set selector, with CRAIG and GradMatch both weighted and
 unweighted, hostcp, random and the cheap valuation methods knn-shapley and influence, on every dataset),
@@ -43,7 +43,7 @@ FAMILY_ORDER = ["set-selection", "valuation", "reference"]
 
 def run(args: argparse.Namespace) -> None:
     for run_id, (methods, datasets, sets) in RUNS.items():
-        cmd = [sys.executable, "-m", "bench", "run", "--methods", ",".join(methods),
+        cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join(methods),
                "--datasets", ",".join(datasets), "--seeds", args.seeds, "--noise", "0.1",
                "--budgets", "0.05,0.1,0.2,0.3,0.5", "--jobs", str(args.jobs), "--out", str(args.out),
                "--run-id", run_id, "--time-limit", str(args.time_limit), "--no-progress"]
@@ -63,10 +63,10 @@ def label(record: dict) -> str:
 
 
 def load(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from bench.registry import get_method, load_builtin
-    from bench.results import load_records
+    from valbench.registry import get_method, load_installed
+    from valbench.results import load_records
 
-    load_builtin()
+    load_installed()
     records = [r for run_id in RUNS if (out / run_id).exists() for r in load_records(out / run_id)]
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from bench.learners import LogisticRegression
-from bench.registry import UNAVAILABLE, get_dataset, get_method, load_builtin
+from valbench.learners import LogisticRegression
+from valbench.registry import UNAVAILABLE, get_dataset, get_method, load_installed
 
 
 class ReplayPermutations(np.random.RandomState):
@@ -46,15 +46,15 @@ def main() -> int:
     parser.add_argument("--independent", action="store_true", help="OpenDataVal draws its own permutations")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    load_builtin()
+    load_installed()
     if "opendataval" in UNAVAILABLE:
         print(UNAVAILABLE["opendataval"], file=sys.stderr)
         return 2
     data = get_dataset("breast_cancer")(seed=args.seed, n_train=args.n_train)
     LogisticRegression(data.n_features, data.n_classes).fit(data.x_train, data.y_train)  # torch warm-up
 
-    from methods.opendataval import run_evaluator
-    from methods.tmc_shapley import permutation_order
+    from valbench.methods.opendataval import run_evaluator
+    from valbench.methods.tmc_shapley import permutation_order
 
     orders = [permutation_order(ss, data.n_train) for ss in np.random.SeedSequence(args.seed).spawn(args.permutations)]
     odv_random = np.random.RandomState(args.seed) if args.independent else ReplayPermutations(orders)

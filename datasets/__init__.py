@@ -1,3 +1,4 @@
-"""The suite's datasets; importing this package registers every loader."""
+"""The suite's datasets, one module per family; each registers its loaders when loaded.
 
-from datasets import images, synthetic, table, tabular  # noqa: F401  (imported for their registrations)
+The registry loads them through the ``valbench.datasets`` entry points in ``pyproject.toml``.
+"""

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.protocol import DataError, Dataset
-from bench.registry import register_dataset
-from datasets.splits import make_splits
+from valbench.protocol import DataError, Dataset
+from valbench.registry import register_dataset
+from valbench.datasets.splits import make_splits
 
 DATA_DIR = Path(os.environ.get("VALBENCH_DATA", Path.home() / ".cache" / "valbench"))
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from bench.protocol import DataError, Dataset
+from valbench.protocol import DataError, Dataset
 
 
 def flip_labels(y: np.ndarray, rate: float, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

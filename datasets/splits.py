@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from bench.protocol import DataError, Dataset
+from valbench.protocol import DataError, Dataset
 
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.protocol import DataError, Dataset
-from bench.registry import register_dataset
-from datasets.splits import standardise
+from valbench.protocol import DataError, Dataset
+from valbench.registry import register_dataset
+from valbench.datasets.splits import standardise
 
 
 def _nearest_class(x: np.ndarray, centres: np.ndarray, centre_class: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """``table``: the user's own data, from a CSV, Parquet or NPZ file, split and standardised like the built-ins.
 
-``python -m bench run --datasets table --data table.path=my.csv --data table.label=target ...``
+``python -m valbench run --datasets table --data table.path=my.csv --data table.label=target ...``
 
 * CSV (``.csv``, ``.tsv``, ``.txt``; ``sep`` sets the delimiter, tab by default for ``.tsv``) and Parquet
   (``.parquet``, ``.pq``) are tables with a header: ``label`` names the class column, every other column not
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.protocol import DataError, Dataset
-from bench.registry import register_dataset
-from datasets.splits import make_splits
+from valbench.protocol import DataError, Dataset
+from valbench.registry import register_dataset
+from valbench.datasets.splits import make_splits
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
 

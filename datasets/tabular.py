@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn import datasets as skdata
 
-from bench.protocol import Dataset
-from bench.registry import register_dataset
-from datasets.splits import make_splits
+from valbench.protocol import Dataset
+from valbench.registry import register_dataset
+from valbench.datasets.splits import make_splits
 
 
 def _bundled(name: str, bunch_loader, seed: int, n_train: int | None, n_valid: int | None,

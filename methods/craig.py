@@ -24,10 +24,10 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import pairwise_distances
 
-from bench.learners import Learner
-from bench.protocol import Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import (class_readout, distance_similarity, facility_location_order,
+from valbench.learners import Learner
+from valbench.protocol import Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import (class_readout, distance_similarity, facility_location_order,
                                last_layer_gradients, medoid_weights)
 
 

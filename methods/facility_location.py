@@ -23,10 +23,10 @@ from scipy.sparse import csr_matrix
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import class_readout, facility_location_order, nested_readout, per_class
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import class_readout, facility_location_order, nested_readout, per_class
 
 
 def euclidean_similarity(x: np.ndarray, neighbors: int = 0):

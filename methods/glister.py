@@ -21,10 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from bench.learners import FittedModel, Learner
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import last_layer_gradients, nested_readout
+from valbench.learners import FittedModel, Learner
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import last_layer_gradients, nested_readout
 
 
 def validation_gradient(hidden: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -24,10 +24,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import class_budgets, last_layer_gradients
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import class_budgets, last_layer_gradients
 
 
 def _ridge(a_support: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:

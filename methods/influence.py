@@ -46,9 +46,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench.learners import MLP, Learner, LogisticRegression
-from bench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
-from bench.registry import register_method
+from valbench.learners import MLP, Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
+from valbench.registry import register_method
 
 
 def _augment(x: np.ndarray) -> torch.Tensor:

@@ -21,10 +21,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.learners import Learner
-from bench.protocol import Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import nested_readout
+from valbench.learners import Learner
+from valbench.protocol import Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import nested_readout
 
 
 def kcenter_greedy_order(x: np.ndarray, first: int, n_select: int | None = None) -> np.ndarray:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
 
 
 def knn_shapley_values(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,

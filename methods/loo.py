@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.learners import Learner, LogisticRegression
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.tmc_shapley import BatchedPrefixFits
-from methods.utility import Utility, check_utility
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.tmc_shapley import BatchedPrefixFits
+from valbench.methods.utility import Utility, check_utility
 
 EXACT_TOL = 1e-8  # max |gradient| of the Newton solves: parameter error <= 1e-8 / l2, far below the O(1/n) shifts
 

@@ -7,7 +7,7 @@ with OpenDataVal's default classification metric (validation accuracy), so ``odv
 
 OpenDataVal is optional (``make install`` installs it without its pins; see architecture.md). When it
 cannot be imported this module registers nothing and records why in ``UNAVAILABLE["opendataval"]``,
-which ``python -m bench list`` shows. The import needs one shim, kept here only: the torchvision wheel on
+which ``python -m valbench list`` shows. The import needs one shim, kept here only: the torchvision wheel on
 this index is a CUDA build whose ``_meta_registrations`` module fails on a CPU torch, and OpenDataVal
 never uses those compiled ops, so an empty module stands in for it.
 """
@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from bench.learners import Learner
-from bench.protocol import Dataset, MethodError, Valuation, ValuationMethod
-from bench.registry import UNAVAILABLE, register_method
+from valbench.learners import Learner
+from valbench.protocol import Dataset, MethodError, Valuation, ValuationMethod
+from valbench.registry import UNAVAILABLE, register_method
 
 INSTALL_HINT = ("install it with `make install`, or: pip install --no-deps opendataval==1.3.0 geomloss==0.2.6 "
                 "torchvision==0.28.0 && pip install tqdm requests transformers")

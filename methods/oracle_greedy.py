@@ -30,12 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.learners import Learner, LogisticRegression
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.selection import nested_readout
-from methods.tmc_shapley import BatchedPrefixFits
-from methods.utility import Utility
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.selection import nested_readout
+from valbench.methods.tmc_shapley import BatchedPrefixFits
+from valbench.methods.utility import Utility
 
 
 def best_candidate(accuracy: np.ndarray, loss: np.ndarray, candidates: np.ndarray) -> int:

@@ -29,7 +29,7 @@ Conventions that differ from the native methods (the cross-checks in tests/metho
 pyDVL 0.10 pins numpy<2; ``make install`` installs it without its pins (it works with numpy 2 for
 everything used here, checked by a small KNN-Shapley run at import). When it cannot be imported, or that
 check fails, this module registers nothing and records why in ``UNAVAILABLE["pydvl"]``, which
-``python -m bench list`` shows.
+``python -m valbench list`` shows.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import BaggingClassifier
 from sklearn.neighbors import KNeighborsClassifier
 
-from bench.learners import FittedModel, Learner
-from bench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
-from bench.registry import UNAVAILABLE, register_method
-from methods.utility import UTILITIES, Utility, model_score
+from valbench.learners import FittedModel, Learner
+from valbench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
+from valbench.registry import UNAVAILABLE, register_method
+from valbench.methods.utility import UTILITIES, Utility, model_score
 
 PYDVL_VERSION = "0.10.0"
 INSTALL_HINT = ("install it with `make install`, or: pip install --no-deps pydvl==0.10.0 && "
@@ -200,7 +200,7 @@ def replay_permutations(seed: int, count: int) -> Any:
     by their implementations, which is what the cross-checks and benchmarks/native_vs_pydvl.py compare."""
     from pydvl.valuation.types import Sample
 
-    from methods.tmc_shapley import permutation_order
+    from valbench.methods.tmc_shapley import permutation_order
 
     class ReplayedPermutations(pv.PermutationSampler):
         def generate(self, indices: np.ndarray) -> Iterator[Any]:

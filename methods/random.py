@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.learners import Learner
-from bench.protocol import Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
+from valbench.learners import Learner
+from valbench.protocol import Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
 
 
 @register_method

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from bench.learners import FittedModel
+from valbench.learners import FittedModel
 
 
 def allot(total: int, weights: np.ndarray, floor_one: bool = False) -> np.ndarray:

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from scipy.special import betaln, gammaln
 
-from bench.learners import Learner, LogisticRegression
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.tmc_shapley import BatchedPrefixFits, TMCShapley
-from methods.utility import Utility, check_utility
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.tmc_shapley import BatchedPrefixFits, TMCShapley
+from valbench.methods.utility import Utility, check_utility
 
 
 def beta_position_weights(n: int, alpha: float, beta: float) -> np.ndarray:

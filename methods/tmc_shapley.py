@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
-from bench.learners import Learner, LogisticRegression
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.utility import Utility, check_utility
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.utility import Utility, check_utility
 
 
 def permutation_marginals(utility: Utility, order: np.ndarray, full_score: float, tolerance: float,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.learners import FittedModel, Learner
-from bench.protocol import DataError, Dataset
+from valbench.learners import FittedModel, Learner
+from valbench.protocol import DataError, Dataset
 
 UTILITIES = ("accuracy", "neg_loss")
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.protocol import Dataset
-from bench.registry import load_builtin
+from valbench.protocol import Dataset
+from valbench.registry import load_installed
 
 torch.set_num_threads(1)
-load_builtin()
+load_installed()
 
 
 def blobs(n_train: int = 60, n_valid: int = 30, n_test: int = 40, n_classes: int = 3, dim: int = 4,

@@ -11,7 +11,7 @@ import subprocess
 import matplotlib.image
 import pytest
 
-from bench.report import render_report
+from valbench.report import render_report
 from tests.bench.test_report import DATASETS, METHODS, ok_record, write_run
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -6,17 +6,17 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from bench.cache import FitCache, dataset_fingerprint, default_cache_dir
-from bench.cli import main
-from bench.learners import make_learner
-from bench.metrics import REMOVAL_FRACTIONS
-from bench.metrics import test_performance as performance
-from bench.registry import get_dataset, load_builtin
-from datasets.noise import inject_noise
+from valbench.cache import FitCache, dataset_fingerprint, default_cache_dir
+from valbench.cli import main
+from valbench.learners import make_learner
+from valbench.metrics import REMOVAL_FRACTIONS
+from valbench.metrics import test_performance as performance
+from valbench.registry import get_dataset, load_installed
+from valbench.datasets.noise import inject_noise
 
 
 def wine(seed=0, noise=0.1):
-    load_builtin()
+    load_installed()
     return inject_noise(get_dataset("wine")(seed=seed), noise, seed=seed)
 
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from valbench.cli import main
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 SMALL = ["--datasets", "wine", "--seeds", "0", "--budgets", "0.1,0.5", "--no-progress"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "valbench", *args], capture_output=True, text=True, timeout=300)
 
 
 def records(out: Path) -> list[dict]:

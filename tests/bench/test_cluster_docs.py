@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("dask_jobqueue")
 
-from bench.cli import build_parser  # noqa: E402
+from valbench.cli import build_parser  # noqa: E402
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -13,8 +13,8 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 
-from bench.cli import main  # noqa: E402
-from bench.runner import connect_dask  # noqa: E402
+from valbench.cli import main  # noqa: E402
+from valbench.runner import connect_dask  # noqa: E402
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 # what differs between two runs of the same cell: where and when it ran, and how long it took

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.grid import GridConfig
-from bench.registry import load_builtin, load_plugins
-from bench.runner import run_grid
-from bench.store import ResultsStore
+from valbench.grid import GridConfig
+from valbench.registry import load_installed, load_plugins
+from valbench.runner import run_grid
+from valbench.store import ResultsStore
 
-load_builtin()
+load_installed()
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 

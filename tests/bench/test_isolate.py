@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import bench.runner as runner
-from bench.grid import GridConfig
-from bench.isolate import ChildDied, ChildTimeout, call_in_child
-from bench.registry import load_builtin, load_plugins
+import valbench.runner as runner
+from valbench.grid import GridConfig
+from valbench.isolate import ChildDied, ChildTimeout, call_in_child
+from valbench.registry import load_installed, load_plugins
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
-load_builtin()
+load_installed()
 load_plugins([PLUGIN])
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from bench.learners import MLP, LogisticRegression, make_learner
+from valbench.learners import MLP, LogisticRegression, make_learner
 
 
 def _problem(n=1000, d=64, c=10, seed=0):

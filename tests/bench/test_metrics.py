@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bench.learners import LogisticRegression
-from bench.metrics import (budget_sizes, check_budget_fractions, detection_curve, mislabel_auc, rank_by_value,
+from valbench.learners import LogisticRegression
+from valbench.metrics import (budget_sizes, check_budget_fractions, detection_curve, mislabel_auc, rank_by_value,
                            select_subset, subset_value)
-from bench.protocol import DataError, Valuation
+from valbench.protocol import DataError, Valuation
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -58,7 +58,7 @@ def test_subset_value_uses_the_methods_own_subset(small_data):
 
 def _odv_noisy_detection():
     """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim, or a skip naming why."""
-    adapter = pytest.importorskip("methods.opendataval")
+    adapter = pytest.importorskip("valbench.methods.opendataval")
     if adapter.odv is None:
         pytest.skip("opendataval is not installed (make install)")
     from opendataval.experiment.exper_methods import noisy_detection
@@ -70,7 +70,7 @@ def _odv_noisy_detection():
 def test_kmeans_f1_equals_opendataval_noisy_detection(seed):
     from types import SimpleNamespace
 
-    from bench.metrics import kmeans_f1
+    from valbench.metrics import kmeans_f1
 
     noisy_detection = _odv_noisy_detection()
     rng = np.random.default_rng(seed)
@@ -84,7 +84,7 @@ def test_kmeans_f1_equals_opendataval_noisy_detection(seed):
 
 
 def test_kmeans_f1_known_answer_and_no_noise():
-    from bench.metrics import kmeans_f1, two_means_split
+    from valbench.metrics import kmeans_f1, two_means_split
 
     values = np.array([0.0, 0.1, 0.2, 5.0, 5.1, 5.2, 5.3])
     assert sorted(two_means_split(values)) == [0, 1, 2]
@@ -94,7 +94,7 @@ def test_kmeans_f1_known_answer_and_no_noise():
 
 
 def test_removal_curve_retrains_without_the_top_valued_points(small_data):
-    from bench.metrics import removal_curve, test_performance
+    from valbench.metrics import removal_curve, test_performance
 
     data = small_data
     learner = LogisticRegression(data.n_features, data.n_classes, seed=0)
@@ -104,8 +104,8 @@ def test_removal_curve_retrains_without_the_top_valued_points(small_data):
     keep = data.n_train - round(0.5 * data.n_train)
     assert curve["accuracy"][1] == test_performance(data, learner, np.arange(keep))["accuracy"]
 def test_subset_value_retrains_with_the_methods_weights(small_data, tmp_path):
-    from bench.cache import FitCache
-    from bench.protocol import MethodError
+    from valbench.cache import FitCache
+    from valbench.protocol import MethodError
 
     idx = np.array([7, 3, 12, 40, 1, 25, 33, 50, 9, 18])
     weights = np.arange(1.0, 11.0)

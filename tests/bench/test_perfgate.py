@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-import methods.knn_shapley
-from bench import perfgate
-from bench.learners import make_learner
-from bench.registry import METHODS
+import valbench.methods.knn_shapley
+from valbench import perfgate
+from valbench.learners import make_learner
+from valbench.registry import METHODS
 from tests.conftest import blobs
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.protocol import DataError, Dataset, MethodError, Valuation
+from valbench.protocol import DataError, Dataset, MethodError, Valuation
 from tests.conftest import blobs
 
 
@@ -59,10 +59,10 @@ def test_blobs_fixture_is_deterministic():
 
 
 def test_every_registered_method_names_a_known_family():
-    from bench.protocol import FAMILIES
-    from bench.registry import METHODS, load_builtin
+    from valbench.protocol import FAMILIES
+    from valbench.registry import METHODS, load_installed
 
-    load_builtin()
+    load_installed()
     families = {name: cls.family for name, cls in METHODS.items()}
     assert set(families.values()) <= set(FAMILIES)
     assert families["random"] == "reference" and families["hostcp"] == "set-selection"

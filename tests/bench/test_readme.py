@@ -1,6 +1,6 @@
 """``make reference-report`` copies the run's table and verdict into the README between their markers."""
 
-from bench.readme import END, START, VERDICT_END, VERDICT_START, update_readme
+from valbench.readme import END, START, VERDICT_END, VERDICT_START, update_readme
 from tests.bench.test_report import DATASETS, METHODS, ok_record, write_run
 
 

@@ -7,11 +7,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.plots import method_palette
-from bench.protocol import DataError
-from bench.report import FIGURES, label_cells, ranking_table, budget_rows, render_report
-from bench.store import ResultsStore
+from valbench.cli import main
+from valbench.plots import method_palette
+from valbench.protocol import DataError
+from valbench.report import FIGURES, label_cells, ranking_table, budget_rows, render_report
+from valbench.store import ResultsStore
 
 METHODS = {"knn-shapley": 0.9, "loo": 0.6, "random": 0.5}  # name -> mislabel AUC it scores
 DATASETS = {"wine": 106, "synthetic": 600}

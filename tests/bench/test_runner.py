@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.grid import GridConfig
-from bench.store import ResultsStore
+from valbench.grid import GridConfig
+from valbench.store import ResultsStore
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 
 
 def test_sigkilled_run_resumes_with_every_cell_exactly_once(tmp_path):
-    args = [sys.executable, "-m", "bench", "--plugin", PLUGIN, "run", "--methods", "plugin-sleepy",
+    args = [sys.executable, "-m", "valbench", "--plugin", PLUGIN, "run", "--methods", "plugin-sleepy",
             "--datasets", "wine", "--seeds", ",".join(map(str, range(8))), "--set", "plugin-sleepy.seconds=0.5",
             "--budgets", "0.5", "--jobs", "1", "--no-progress", "--out", str(tmp_path), "--run-id", "r"]
     results = tmp_path / "r" / "results.jsonl"

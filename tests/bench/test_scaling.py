@@ -4,14 +4,14 @@ import time
 import numpy as np
 import pytest
 
-from bench import Valuation, ValuationMethod, register_method
-from bench import scaling
-from bench.registry import METHODS, load_builtin
+from valbench import Valuation, ValuationMethod, register_method
+from valbench import scaling
+from valbench.registry import METHODS, load_installed
 
 
 @pytest.fixture(scope="module", autouse=True)
 def builtin():
-    load_builtin()
+    load_installed()
 
 
 def test_slope_is_the_log_log_least_squares_exponent():

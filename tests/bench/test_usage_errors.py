@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from valbench.cli import main
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 ANIMALS = str(Path(__file__).parents[1] / "datasets" / "data" / "animals.csv")

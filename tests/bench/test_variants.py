@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from bench.cli import main
-from bench.results import budgets_frame, cells_frame, load_records
-from bench.stats import area_summary, verdict
+from valbench.cli import main
+from valbench.results import budgets_frame, cells_frame, load_records
+from valbench.stats import area_summary, verdict
 
 VARIANTS = ("loo (utility=accuracy)", "loo (utility=neg_loss)")
 

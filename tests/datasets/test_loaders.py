@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from bench.protocol import DataError
-from bench.registry import get_dataset
-from datasets.splits import make_splits
+from valbench.protocol import DataError
+from valbench.registry import get_dataset
+from valbench.datasets.splits import make_splits
 
 
 @pytest.mark.parametrize("name, kwargs", [
@@ -46,7 +46,7 @@ def test_synthetic_has_redundant_and_rare_points():
 
 
 def test_download_only_sets_name_the_file_they_need(tmp_path, monkeypatch):
-    import datasets.images as images
+    import valbench.datasets.images as images
 
     monkeypatch.setattr(images, "DATA_DIR", tmp_path)
     with pytest.raises(DataError, match=f"needs the file {tmp_path}/fashion_mnist.npz"):

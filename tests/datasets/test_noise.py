@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.protocol import DataError
-from datasets.noise import flip_labels, inject_noise
+from valbench.protocol import DataError
+from valbench.datasets.noise import flip_labels, inject_noise
 
 
 @pytest.mark.parametrize("n, rate, classes", [(100, 0.1, 2), (57, 0.33, 10), (10, 0.0, 3), (9, 0.95, 4)])

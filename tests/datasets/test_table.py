@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.protocol import DataError
-from bench.registry import get_dataset, load_builtin
+from valbench.cli import main
+from valbench.protocol import DataError
+from valbench.registry import get_dataset, load_installed
 
-load_builtin()
+load_installed()
 ANIMALS = Path(__file__).parent / "data" / "animals.csv"
 
 

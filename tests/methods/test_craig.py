@@ -3,9 +3,9 @@ import itertools
 import numpy as np
 import torch
 
-from bench.learners import LogisticRegression
-from methods.craig import Craig
-from methods.selection import class_budgets, last_layer_gradients
+from valbench.learners import LogisticRegression
+from valbench.methods.craig import Craig
+from valbench.methods.selection import class_budgets, last_layer_gradients
 from tests.methods.test_facility_location import assert_is_a_greedy_order
 
 

@@ -3,9 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.learners import LogisticRegression
-from methods.facility_location import FacilityLocation, euclidean_similarity, facility_location_selection
-from methods.selection import class_budgets
+from valbench.learners import LogisticRegression
+from valbench.methods.facility_location import FacilityLocation, euclidean_similarity, facility_location_selection
+from valbench.methods.selection import class_budgets
 
 
 def objective(sim, subset):

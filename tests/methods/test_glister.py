@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.learners import LogisticRegression
-from methods.glister import Glister, glister_order
+from valbench.learners import LogisticRegression
+from valbench.methods.glister import Glister, glister_order
 
 
 def validation_loss(theta, x, y, n_classes):

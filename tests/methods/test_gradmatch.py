@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from bench.learners import LogisticRegression
-from methods.gradmatch import GradMatch, orthogonal_matching_pursuit
-from methods.selection import class_budgets, last_layer_gradients
+from valbench.learners import LogisticRegression
+from valbench.methods.gradmatch import GradMatch, orthogonal_matching_pursuit
+from valbench.methods.selection import class_budgets, last_layer_gradients
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from bench.grid import Cell
-from bench.learners import LogisticRegression
-from bench.protocol import DataError
-from bench.registry import get_method
-from bench.runner import run_cell
-from methods.hostcp import (budget_subsets, feature_map, lookahead_valid_loss, select_batch,
+from valbench.grid import Cell
+from valbench.learners import LogisticRegression
+from valbench.protocol import DataError
+from valbench.registry import get_method
+from valbench.runner import run_cell
+from valbench.methods.hostcp.faithful import (budget_subsets, feature_map, lookahead_valid_loss, select_batch,
                             selection_weights)
-from methods.hostcp_layer import build_problem, solve_facility
+from valbench.methods.hostcp.layer import build_problem, solve_facility
 from tests.conftest import blobs
 
 
@@ -188,7 +188,7 @@ def test_unknown_solver_is_rejected_up_front():
 def test_selector_moves_only_on_a_nonzero_gradient(method, monkeypatch):
     """A zero gradient (the LP's, always) leaves phi at its initial weights (Adam's weight decay alone would
     collapse it); the QP's gradient moves it."""
-    import methods.hostcp as hostcp_module
+    import valbench.methods.hostcp.faithful as hostcp_module
 
     made = []
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from methods.hostcp_layer import solve_facility
-from methods.hostcp_opening import solve_opening
+from valbench.methods.hostcp.layer import solve_facility
+from valbench.methods.hostcp.opening import solve_opening
 
 
 def distances(b: int, b_old: int, seed: int, scale: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:

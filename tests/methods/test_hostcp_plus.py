@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.grid import Cell
-from bench.learners import LogisticRegression
-from bench.protocol import DataError, Dataset
-from bench.registry import get_method
-from bench.runner import run_cell
-from methods.hostcp_plus import ResidualMap, coverage_scores, label_chunks
-from methods.selection import allot
+from valbench.grid import Cell
+from valbench.learners import LogisticRegression
+from valbench.protocol import DataError, Dataset
+from valbench.registry import get_method
+from valbench.runner import run_cell
+from valbench.methods.hostcp.variants import ResidualMap, coverage_scores, label_chunks
+from valbench.methods.selection import allot
 
 FAST = {"epochs": 2, "batch_size": 32, "neighbours": 8, "dim": 8}
 

@@ -1,12 +1,12 @@
-"""The exact HOST-CP solver (methods/hostcp_solver.py) against cvxpylayers, finite differences and closed forms."""
+"""The exact HOST-CP solver (methods/hostcp/solver.py) against cvxpylayers, finite differences and closed forms."""
 
 import numpy as np
 import pytest
 import torch
 
-from methods.hostcp_layer import facility_layer, solve_facility
-from methods import hostcp_solver
-from methods.hostcp_solver import project_simplex, solve_lp, solve_qp
+from valbench.methods.hostcp.layer import facility_layer, solve_facility
+from valbench.methods.hostcp import solver as hostcp_solver
+from valbench.methods.hostcp.solver import project_simplex, solve_lp, solve_qp
 
 # cvxpylayers (Clarabel) at tight tolerances, so that its own error stays well below the 1e-5 we compare at
 TIGHT = {"solve_method": "Clarabel", "tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,

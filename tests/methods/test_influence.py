@@ -6,11 +6,11 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from bench.learners import MLP, Learner, LogisticRegression
-from bench.protocol import DataError, MethodError
-from bench.registry import get_method
-from datasets.noise import inject_noise
-from methods.influence import autograd_influence_values, influence_values
+from valbench.learners import MLP, Learner, LogisticRegression
+from valbench.protocol import DataError, MethodError
+from valbench.registry import get_method
+from valbench.datasets.noise import inject_noise
+from valbench.methods.influence import autograd_influence_values, influence_values
 from tests.conftest import blobs
 
 

@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.learners import LogisticRegression
-from methods.kcenter import KCenterGreedy, covering_radius, kcenter_greedy_order
+from valbench.learners import LogisticRegression
+from valbench.methods.kcenter import KCenterGreedy, covering_radius, kcenter_greedy_order
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -4,7 +4,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from methods.knn_shapley import knn_shapley_values
+from valbench.methods.knn_shapley import knn_shapley_values
 
 
 def knn_utility(subset, x_train, y_train, x_valid, y_valid, k):

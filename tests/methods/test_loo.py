@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from bench.learners import LogisticRegression
-from bench.protocol import DataError
-from bench.registry import get_method
-from datasets.noise import inject_noise
-from datasets.synthetic import load_synthetic
+from valbench.learners import LogisticRegression
+from valbench.protocol import DataError
+from valbench.registry import get_method
+from valbench.datasets.noise import inject_noise
+from valbench.datasets.synthetic import load_synthetic
 from tests.conftest import blobs
 
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from bench.learners import LogisticRegression
-from bench.registry import METHODS, UNAVAILABLE, get_method
-from methods.knn_shapley import knn_shapley_values
+from valbench.learners import LogisticRegression
+from valbench.registry import METHODS, UNAVAILABLE, get_method
+from valbench.methods.knn_shapley import knn_shapley_values
 from tests.conftest import blobs
 
-odv = pytest.importorskip("methods.opendataval")
+odv = pytest.importorskip("valbench.methods.opendataval")
 pytestmark = pytest.mark.skipif(odv.odv is None, reason=UNAVAILABLE.get("opendataval", "opendataval missing"))
 
 # the smallest budgets that still exercise each evaluator's whole code path

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.learners import LogisticRegression
-from methods.oracle_greedy import OracleGreedy
+from valbench.learners import LogisticRegression
+from valbench.methods.oracle_greedy import OracleGreedy
 from tests.conftest import blobs
 
 

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from bench.cli import command_list
-from bench.learners import LogisticRegression
-from bench.protocol import Dataset
-from bench.registry import METHODS, UNAVAILABLE, get_method
-from methods.knn_shapley import knn_shapley_values
+from valbench.cli import command_list
+from valbench.learners import LogisticRegression
+from valbench.protocol import Dataset
+from valbench.registry import METHODS, UNAVAILABLE, get_method
+from valbench.methods.knn_shapley import knn_shapley_values
 from tests.conftest import blobs
 
-adapter = pytest.importorskip("methods.pydvl")
+adapter = pytest.importorskip("valbench.methods.pydvl")
 needs_pydvl = pytest.mark.skipif(adapter.pv is None, reason=UNAVAILABLE.get("pydvl", "pydvl missing"))
 
 NAMES = ("pydvl-tmc-shapley", "pydvl-beta-shapley", "pydvl-banzhaf", "pydvl-data-oob", "pydvl-knn-shapley",

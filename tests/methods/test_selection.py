@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.registry import METHODS
-from methods.selection import class_readout, medoid_weights, nested_readout
+from valbench.registry import METHODS
+from valbench.methods.selection import class_readout, medoid_weights, nested_readout
 
 
 def test_new_selectors_declare_their_family():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.learners import LogisticRegression
-from bench.registry import get_method
-from methods.tmc_shapley import BatchedPrefixFits
-from methods.utility import Utility
+from valbench.learners import LogisticRegression
+from valbench.registry import get_method
+from valbench.methods.tmc_shapley import BatchedPrefixFits
+from valbench.methods.utility import Utility
 from tests.conftest import blobs
 
 
@@ -83,14 +83,14 @@ def subset_utilities(utility: Utility, n: int) -> dict[tuple, float]:
 
 
 def test_beta_position_weights():
-    from methods.semivalues import beta_position_weights
+    from valbench.methods.semivalues import beta_position_weights
     assert np.allclose(beta_position_weights(7, 1.0, 1.0), 1.0)  # Beta(1, 1) is Data Shapley
     w = beta_position_weights(50, 16.0, 1.0)
     assert np.isclose(w.mean(), 1.0) and w[0] > w[-1]
 
 
 def test_beta_shapley_and_banzhaf_match_enumeration(tiny_game):
-    from methods.semivalues import beta_position_weights
+    from valbench.methods.semivalues import beta_position_weights
     data, learner, u = tiny_game
     n = data.n_train
     w = beta_position_weights(n, 4.0, 1.0)

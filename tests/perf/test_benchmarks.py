@@ -3,7 +3,7 @@
 The calibration workload (:func:`bench.perfgate.calibration_workload`) runs in pytest-benchmark's untimed
 ``setup`` before every round, so benchmark and calibration alternate and see the same load; its times go
 into ``extra_info`` and ``bench.perfgate`` takes the median over rounds of benchmark / calibration time. Both are CPU times
-(``bench.perfgate.TIMER``): run the suite through ``python -m bench.perfgate`` (``make bench-ci``), which
+(``bench.perfgate.TIMER``): run the suite through ``python -m valbench.perfgate`` (``make bench-ci``), which
 passes ``--benchmark-timer=time.process_time``. Rounds:
 ``VALBENCH_PERF_ROUNDS`` (default 7), after one warm-up round (first-call costs: caches, lazy imports).
 """
@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from bench.perfgate import CALIBRATION, TIMER, TIMER_NAME, calibration_workload
-from bench.registry import METHODS
+from valbench.perfgate import CALIBRATION, TIMER, TIMER_NAME, calibration_workload
+from valbench.registry import METHODS
 from tests.perf.workloads import WORKLOADS
 
 ROUNDS = int(os.environ.get("VALBENCH_PERF_ROUNDS", "7"))

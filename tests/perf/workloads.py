@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bench.learners import make_learner
-from bench.protocol import Dataset
-from bench.registry import METHODS
+from valbench.learners import make_learner
+from valbench.protocol import Dataset
+from valbench.registry import METHODS
 from tests.conftest import blobs
 
 
@@ -54,10 +54,10 @@ class Workload:
 
 
 def hostcp_solver() -> Callable[[], Any]:
-    """methods.hostcp_solver: solve + backward of 32 batched QPs and 32 LPs at B = B' = 40 (budget 8)."""
+    """valbench.methods.hostcp.solver: solve + backward of 32 batched QPs and 32 LPs at B = B' = 40 (budget 8)."""
     import torch
 
-    from methods.hostcp_solver import solve_lp, solve_qp
+    from valbench.methods.hostcp.solver import solve_lp, solve_qp
 
     f = torch.randn(32, 80, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     d = torch.cdist(f, f) / 1.4  # about D / gamma with gamma = 0.1 x the mean distance

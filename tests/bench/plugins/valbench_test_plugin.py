@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from bench import Valuation, ValuationMethod, register_method
+from valbench import Valuation, ValuationMethod, register_method
 
 
 @register_method

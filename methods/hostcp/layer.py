@@ -14,7 +14,7 @@ unique and differentiable. To keep one compiled problem per shape (and the probl
 solved in the equivalent form with the distances divided by gamma:
 ``<D/gamma, Z> + 1/2 ||Z||^2``; the caller passes ``D / gamma``.
 
-``solve_facility`` dispatches to the exact, specialised solver of methods/hostcp_solver.py (``solver="fast"``,
+``solve_facility`` dispatches to the exact, specialised solver of methods/hostcp/solver.py (``solver="fast"``,
 the default) or to cvxpylayers (``solver="cvxpylayers"``, the generic reference it is tested against).
 """
 
@@ -26,7 +26,7 @@ import cvxpy as cp
 import torch
 from cvxpylayers.torch import CvxpyLayer
 
-from methods.hostcp_solver import solve_lp, solve_qp
+from valbench.methods.hostcp.solver import solve_lp, solve_qp
 
 MODES = ("lp", "qp")
 SOLVERS = ("fast", "cvxpylayers")
@@ -73,7 +73,7 @@ def solve_facility(d_new: torch.Tensor, d_old: torch.Tensor, fraction: float, mo
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve the program for ``D_new`` ``(..., B, B)`` and ``D_old`` ``(..., B, B')`` (already divided by gamma
     for the QP) with the budget ``fraction * B``; differentiable w.r.t. both. Computed in float64, returned in
-    the input dtype. ``solver``: "fast" (methods/hostcp_solver.py) or "cvxpylayers" (the reference)."""
+    the input dtype. ``solver``: "fast" (methods/hostcp/solver.py) or "cvxpylayers" (the reference)."""
     if solver == "fast":
         check_program(fraction, mode)
         solve = solve_qp if mode == "qp" else solve_lp

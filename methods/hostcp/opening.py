@@ -1,6 +1,6 @@
 """The facility-location program with opening variables: an exact solve and its exact derivative.
 
-``hostcp-fl``'s per-batch program (methods/hostcp_plus.py). With B incoming points, B' already-selected
+``hostcp-fl``'s per-batch program (methods/hostcp/variants.py). With B incoming points, B' already-selected
 ones (open for free) and the distances divided by the smoothing gamma (``d_new`` ``(B, B)``, ``d_old``
 ``(B, B')``):
 
@@ -10,7 +10,7 @@ ones (open for free) and the distances divided by the smoothing gamma (``d_new``
 
 It is the relaxation of k-median (facility location) with k = budget: opening j costs budget whatever it
 covers, so the optimum opens points that cover many others, not outliers that cover only themselves (the
-paper's program, methods/hostcp_layer.py, has no u, and its budget bounds the Z_new mass instead).
+paper's program, methods/hostcp/layer.py, has no u, and its budget bounds the Z_new mass instead).
 
 Solve (``solver="fast"``): Clarabel (interior point, to ~1e-9) on the program assembled once per shape,
 then the KKT system restricted to the solution's active sets is re-solved in torch. On those sets the

@@ -7,7 +7,7 @@ For each shuffled mini-batch of B points, with f = phi(x) a learnable feature ma
 BatchNorm) and E the B' already-selected points nearest to the batch:
 
     D_new[i, j] = ||f_i - f_j||,  D_old[i, e] = ||f_i - f_e||
-    (Z_new, Z_old) = argmin of the relaxed facility-location program (methods/hostcp_layer.py)
+    (Z_new, Z_old) = argmin of the relaxed facility-location program (methods/hostcp/layer.py)
     r_j = sum_i Z_new[i, j]                    (representativeness of incoming j)
     s_j = r_j 1[r_j > tau] / max_j' r_j' 1[r_j' > tau]   (selection weight; differentiable where r_j > tau)
     theta_hat = theta - eta * grad_theta sum_j s_j CE(x_j, y_j; theta) / B        (one-step look-ahead)
@@ -32,7 +32,7 @@ Choices of ours (the paper leaves them open or the authors' code differs):
   ``hostcp-lp`` (fast solver) keeps phi at its initialisation; with ``solver="cvxpylayers"`` Adam instead follows the reference's tiny interior-point
   gradient (norm ~1e-5) at full step size, a solver artefact.
 * The QP's gamma is relative to the batch's mean off-diagonal distance, so it is scale-free too.
-* The program is solved by our exact solver (methods/hostcp_solver.py, ``solver="fast"``), not by
+* The program is solved by our exact solver (methods/hostcp/solver.py, ``solver="fast"``), not by
   cvxpylayers (``solver="cvxpylayers"``, the generic reference, 130-150x slower at B = 40): the same
   solution to interior-point precision, an exact active-set gradient for the QP, an exactly zero one for
   the LP. Measured on seeds 0-4 (benchmarks/hostcp_solver_quality.py): the QP's subset accuracy is the
@@ -60,10 +60,10 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation, ValuationMethod
-from bench.registry import register_method
-from methods.hostcp_layer import MODES, SOLVERS, solve_facility
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+from valbench.methods.hostcp.layer import MODES, SOLVERS, solve_facility
 
 
 def feature_map(n_features: int, dim: int) -> nn.Module:

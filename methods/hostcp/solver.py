@@ -1,6 +1,6 @@
 """An exact, batched, differentiable solver for HOST-CP's per-batch program (no generic cone solver).
 
-The program of one mini-batch (Das et al., ECML PKDD 2021; see methods/hostcp_layer.py), with B incoming
+The program of one mini-batch (Das et al., ECML PKDD 2021; see methods/hostcp/layer.py), with B incoming
 points, B' old points, row i's variables z_i = [Z_new[i, :], Z_old[i, :]], its distances d_i = [D_new[i, :],
 D_old[i, :]] and m the 0/1 vector of the new columns:
 

@@ -1,17 +1,17 @@
 """HOST-CP beyond the paper: ``hostcp-fl``, a label-aware facility-location selector with a learned metric.
 
-It keeps the idea of HOST-CP (Das et al., ECML PKDD 2021; methods/hostcp.py): online selection over
+It keeps the idea of HOST-CP (Das et al., ECML PKDD 2021; methods/hostcp/faithful.py): online selection over
 mini-batches by a differentiable convex program whose metric phi is learned through a one-step look-ahead of
 the classifier on the validation loss. It changes what the diagnosis of the faithful method (issue 3 / 12,
 ``shared/design/hostcp.md``) found wrong:
 
-* **Opening variables** (``opening=True``; methods/hostcp_opening.py): per mini-batch the relaxed k-median
+* **Opening variables** (``opening=True``; methods/hostcp/opening.py): per mini-batch the relaxed k-median
   program ``min <D, Z> + 1/2 (||Z||^2 + ||u||^2)`` s.t. every point covered, ``Z_ij <= u_j``,
   ``sum u <= budget``. A representative costs budget whatever it covers, so the optimum opens points that
   cover many others; the paper's program (a budget on the Z_new mass, self-coverage free) opens the points
   farthest from everything (k-centre behaviour). The batch's ``round(budget)`` points with the largest u are
   selected, weighted in the look-ahead by their coverage r_j = sum_i Z_ij (rescaled to max 1).
-  ``opening=False`` swaps in the paper's program (smoothed QP, methods/hostcp_layer.py), selecting by r.
+  ``opening=False`` swaps in the paper's program (smoothed QP, methods/hostcp/layer.py), selecting by r.
 * **Label awareness** (``label_aware=True``): mini-batches are drawn within one label (chunks of at most
   ``batch_size`` points), and the already-selected points offered to a batch (the B' old columns, free to
   use) share its label, so a point is represented only by points of its own label. Each class gets its
@@ -43,13 +43,13 @@ import torch
 from torch import nn
 from scipy.stats import rankdata
 
-from bench.learners import Learner
-from bench.protocol import DataError, Dataset, Valuation
-from bench.registry import register_method
-from methods.hostcp import HostCP, Run, lookahead_valid_loss, nearest_selected
-from methods.hostcp_layer import solve_facility
-from methods.hostcp_opening import SOLVERS, solve_opening
-from methods.selection import allot
+from valbench.learners import Learner
+from valbench.protocol import DataError, Dataset, Valuation
+from valbench.registry import register_method
+from valbench.methods.hostcp.faithful import HostCP, Run, lookahead_valid_loss, nearest_selected
+from valbench.methods.hostcp.layer import solve_facility
+from valbench.methods.hostcp.opening import SOLVERS, solve_opening
+from valbench.methods.selection import allot
 
 DETECT = ("coverage", "gradient", "both")
 SUSPECTS = ("close", "drop", "keep")
