@@ -207,8 +207,10 @@ class CNN(Learner):
     images work), then fully connected 120 -> 84 -> classes with ReLUs; the last layer is an ``nn.Linear``
     (what CRAIG / GradMatch's last-layer gradients read). Trained by :func:`valbench.training.train_minibatch`
     (``epochs``, ``batch_size``, ``lr``, ``optimizer`` adam or sgd, ``momentum``, ``l2`` on the weights,
-    ``device`` auto / cpu / cuda), with sample weights; deterministic for a seed on the CPU. The image
-    shape comes from the dataset (``meta["image_shape"]``), not from the user.
+    ``device`` auto / cpu / cuda), with sample weights; deterministic for a seed on the CPU. Small training
+    sets (the subsets the harness retrains on) get more epochs, up to ``min_steps`` optimizer steps: with
+    10 epochs alone a 25-point subset gets 10 steps and stays at chance. The image shape comes from the
+    dataset (``meta["image_shape"]``), not from the user.
     """
 
     name = "cnn"
@@ -216,7 +218,8 @@ class CNN(Learner):
 
     def __init__(self, n_features: int, n_classes: int, image_shape: tuple[int, int, int] | None = None,
                  epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
-                 momentum: float = 0.9, l2: float = 1e-4, device: str = "auto", seed: int = 0) -> None:
+                 momentum: float = 0.9, l2: float = 1e-4, min_steps: int = 500, device: str = "auto",
+                 seed: int = 0) -> None:
         super().__init__(n_features, n_classes, l2=l2, seed=seed)
         if image_shape is None:
             raise ValueError("learner 'cnn' needs an image dataset: this dataset carries no image shape "
@@ -230,7 +233,7 @@ class CNN(Learner):
                              "(4x4 at least)")
         self.image_shape = shape
         self.settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                                      momentum=momentum, l2=l2, device=device)
+                                      momentum=momentum, l2=l2, device=device, min_steps=min_steps)
 
     def build(self) -> nn.Module:
         c, h, w = self.image_shape
@@ -246,13 +249,14 @@ class CNN(Learner):
         train_minibatch(module, x, y, w, self.settings, seed=self.seed)
 
     def train_settings(self, epochs: int) -> TrainSettings:
-        return TrainSettings(**{**self.settings.__dict__, "epochs": epochs})
+        """The CNN's own settings for exactly ``epochs`` epochs (no step floor: a trajectory's length is given)."""
+        return TrainSettings(**{**self.settings.__dict__, "epochs": epochs, "min_steps": 0})
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"learner": self.name, "l2": self.l2, "image_shape": list(self.image_shape), "epochs": s.epochs,
                 "batch_size": s.batch_size, "lr": s.lr, "optimizer": s.optimizer, "momentum": s.momentum,
-                "device": s.device}
+                "min_steps": s.min_steps, "device": s.device}
 
 
 LEARNERS: dict[str, type[Learner]] = {"logreg": LogisticRegression, "mlp": MLP, "cnn": CNN}

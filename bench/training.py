@@ -5,7 +5,9 @@ that "the learner's training" means the same thing everywhere:
 
     minimise  L(theta) = sum_i w_i CE(f_theta(x_i), y_i) / sum_i w_i + (l2 / 2) ||W||^2
 
-by Adam or SGD with momentum over ``epochs`` passes of shuffled minibatches. A minibatch B contributes
+by Adam or SGD with momentum over ``epochs`` passes of shuffled minibatches, or more passes where a small
+training set would otherwise get fewer than ``min_steps`` optimizer steps (epochs x ceil(n / batch_size)):
+a 25-point subset in batches of 64 would get one step per epoch. A minibatch B contributes
 ``sum_{i in B} w_i CE_i / (|B| mean(w))``, an unbiased estimate of the weighted mean (the plain mean when
 every weight is 1); points of weight 0 are left out of the shuffle, so a zero weight is exactly the same as
 dropping the point. ``W`` are the parameters named ``*weight`` (biases are not decayed), as in the
@@ -23,6 +25,7 @@ without a second trainer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,17 +48,23 @@ class TrainSettings:
     momentum: float = 0.9  # SGD only
     l2: float = 0.0
     device: str = "auto"
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         check_settings(self)
 
+    def epochs_for(self, n: int) -> int:
+        """Epochs run on ``n`` points: ``epochs``, raised until at least ``min_steps`` steps are taken."""
+        steps_per_epoch = max(1, math.ceil(n / self.batch_size))
+        return max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+
 
 def check_settings(s: TrainSettings) -> None:
     """Refuse settings no training could use, with a message naming the value."""
-    for name in ("epochs", "batch_size"):
+    for name, low in (("epochs", 1), ("batch_size", 1), ("min_steps", 0)):
         value = getattr(s, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
     if not s.lr > 0:
         raise ValueError(f"lr must be > 0, got {s.lr!r}")
     if s.optimizer not in OPTIMIZERS:
@@ -116,7 +125,7 @@ def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight:
     else:
         opt = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum)
     generator = torch.Generator().manual_seed(int(seed))
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, settings.epochs_for(len(keep)) + 1):
         order = torch.randperm(len(keep), generator=generator)
         for start in range(0, len(order), settings.batch_size):
             pos = order[start:start + settings.batch_size]

@@ -76,7 +76,7 @@ def _bars(n=300, size=8, seed=0):
     return x.reshape(n, -1).astype(np.float32), y
 
 
-CNN_FAST = dict(image_shape=(1, 8, 8), epochs=8, batch_size=32, lr=3e-3, device="cpu")
+CNN_FAST = dict(image_shape=(1, 8, 8), epochs=8, batch_size=32, lr=3e-3, min_steps=0, device="cpu")
 
 
 def test_cnn_learns_a_tiny_image_problem():

@@ -91,6 +91,7 @@ def test_training_learns_and_returns_a_cpu_module_in_eval_mode():
 
 @pytest.mark.parametrize("settings, message", [
     (dict(epochs=0), "epochs must be a whole number >= 1"),
+    (dict(min_steps=-1), "min_steps must be a whole number >= 0"),
     (dict(batch_size=2.5), "batch_size must be a whole number >= 1"),
     (dict(lr=0.0), "lr must be > 0"),
     (dict(optimizer="rmsprop"), "optimizer must be one of"),
@@ -120,3 +121,13 @@ def test_auto_device_needs_no_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_min_steps_adds_epochs_to_small_training_sets_only():
+    s = TrainSettings(epochs=3, batch_size=10, min_steps=20)
+    assert [s.epochs_for(n) for n in (5, 10, 25, 60, 1000)] == [20, 20, 7, 4, 3]
+    x, y = _problem(n=25)
+    seen = []
+    train_minibatch(_module(), x, y, None, TrainSettings(epochs=3, batch_size=10, min_steps=20, **CPU),
+                    on_epoch=lambda epoch, logits: seen.append(epoch))
+    assert seen == list(range(1, 8))
