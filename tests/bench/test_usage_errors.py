@@ -56,6 +56,8 @@ CASES = [
      "dataset 'wine': budget 500 points exceeds its 106 train points"),
     ("budget 0", run_args("--budgets", "0,0.5"), "budget 0.0 is invalid"),
     ("budget as a fraction above 1", run_args("--budgets", "1.5"), "budget 1.5 is invalid"),
+    ("pruning direction", run_args("--methods", "aum", "--set", "aum.keep=hard,all"),
+     "method 'aum': keep='all' must be one of ['hard', 'easy']"),
     ("cnn on a dataset without images", run_args("--learner", "cnn"),
      "learner 'cnn' needs images, but dataset 'wine' carries no image shape; datasets with one: digits"),
     ("noise rate 1", run_args("--noise", "1.0"), "noise rate 1.0 is outside [0, 1)"),
