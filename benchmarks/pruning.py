@@ -8,7 +8,8 @@ AUC, and cost relative to one learner fit.
 ``run`` drives the harness (``python -m valbench run``: every number is the suite's own metric) on the default
 grid's datasets and sizes (synthetic, digits and mnist 500 train points, breast_cancer 341), seeds 0-4, clean
 labels and 10 % flipped labels, budgets 5-50 %, logistic regression; each score with ``keep=hard`` and
-``keep=easy``, beside random and knn-shapley (the suite's best cheap mislabel detector). ``cost`` times one
+``keep=easy``, over the whole train split (the papers) and per class (``per_class=true``, a second run), beside
+random and knn-shapley (the suite's best cheap mislabel detector). ``cost`` times one
 ``fit`` of each method against one fit of the learner on the same train split (median of 3 repeats, one
 thread, seed 0) at the default sizes and at 10,000 points (synthetic, and Fashion-MNIST from the IDX files of
 Debian's ``dataset-fashion-mnist``, see benchmarks/cnn_fashion_mnist.py); ``--learners cnn`` adds the CNN on
@@ -36,17 +37,22 @@ DATASETS = {"synthetic": {"n_train": 500, "n_valid": 200, "n_test": 1000}, "brea
 COST_FILE = RESULTS / "pruning_cost.json"
 
 
+RUNS = {"pruning": ([*METHODS, "random", "knn-shapley"], ["keep=hard,easy"]),
+        "pruning-per-class": (METHODS, ["keep=hard,easy", "per_class=true"])}
+
+
 def run(args: argparse.Namespace) -> None:
-    cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join([*METHODS, "random", "knn-shapley"]),
-           "--datasets", ",".join(DATASETS), "--seeds", args.seeds, "--noise", "0,0.1",
-           "--budgets", "0.05,0.1,0.2,0.3,0.5", "--jobs", str(args.jobs), "--out", str(args.out),
-           "--run-id", "pruning", "--no-progress"]
-    for name, params in DATASETS.items():
-        cmd += [a for key, value in params.items() for a in ("--data", f"{name}.{key}={value}")]
-    for name in METHODS:
-        cmd += ["--set", f"{name}.keep=hard,easy"]
-    print(" ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    for run_id, (methods, sets) in RUNS.items():
+        cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join(methods),
+               "--datasets", ",".join(DATASETS), "--seeds", args.seeds, "--noise", "0,0.1",
+               "--budgets", "0.05,0.1,0.2,0.3,0.5", "--jobs", str(args.jobs), "--out", str(args.out),
+               "--run-id", run_id, "--no-progress"]
+        for name, params in DATASETS.items():
+            cmd += [a for key, value in params.items() for a in ("--data", f"{name}.{key}={value}")]
+        for name in METHODS:
+            cmd += [a for text in sets for a in ("--set", f"{name}.{text}")]
+        print(" ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT)
 
 
 def fashion_mnist(directory: Path, n_train: int, seed: int = 0):
@@ -108,8 +114,10 @@ def cost(args: argparse.Namespace) -> None:
 
 
 def label(record: dict) -> str:
-    keep = record["method_params"].get("keep")
-    return f"{record['method']} ({keep})" if keep else record["method"]
+    params = record["method_params"]
+    if "keep" not in params:
+        return record["method"]
+    return f"{record['method']} ({params['keep']}{', per class' if params.get('per_class') else ''})"
 
 
 def tables(args: argparse.Namespace) -> None:
@@ -118,13 +126,13 @@ def tables(args: argparse.Namespace) -> None:
     lines = ["# Data-pruning scores: subset value, mislabel detection and cost", "",
              "`python benchmarks/pruning.py run|cost|tables`. Scores measure easiness (low = hard or suspect) in "
              "both directions; `keep=hard` retrains on the lowest-scored points, `keep=easy` on the highest.", ""]
-    records = [r for r in load_records(args.out / "pruning") if r.get("status") == "ok"] \
-        if (args.out / "pruning").exists() else []
+    records = [r for run_id in RUNS if (args.out / run_id).exists() for r in load_records(args.out / run_id)
+               if r.get("status") == "ok"]
     if records:
         budgets = pd.DataFrame([{"dataset": r["dataset"], "noise": r["noise_rate"], "method": label(r),
                                  "seed": r["seed"], "budget": b["budget"], "accuracy": b["accuracy"]}
                                 for r in records for b in r["budgets"]])
-        seeds = sorted(budgets["seed"].unique())
+        seeds = ", ".join(str(s) for s in sorted(budgets["seed"].unique()))
         for noise in sorted(budgets["noise"].unique()):
             part = budgets[budgets["noise"] == noise]
             table = part.groupby(["dataset", "method", "budget"])["accuracy"].mean().unstack("budget")
@@ -133,7 +141,8 @@ def tables(args: argparse.Namespace) -> None:
                       table.round(3).reset_index().to_markdown(index=False), ""]
         cells = pd.DataFrame([{"dataset": r["dataset"], "noise": r["noise_rate"], "method": r["method"],
                                "seed": r["seed"], "auc": r["mislabel_auc"], "wall_s": r["wall_s"]}
-                              for r in records if r["method_params"].get("keep", "hard") == "hard"])
+                              for r in records if r["method_params"].get("keep", "hard") == "hard"
+                              and not r["method_params"].get("per_class")])
         noisy = cells[cells["noise"] > 0]
         auc = noisy.pivot_table(index="method", columns="dataset", values="auc", aggfunc="mean")
         lines += ["## Mislabel ROC-AUC at 10 % flipped labels (suspicion = -score; the same for both keeps)", "",

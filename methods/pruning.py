@@ -35,6 +35,8 @@ paper's detector for both directions, and the removal curve removes the easiest 
 pruning papers keep at large budgets: EL2N/GraNd and forgetting prune the easy points), ``keep="easy"``
 the highest-scored (better at small budgets, and AUM's use: drop the low-margin suspects). Both are
 returned as the method's own subsets (``selects_sets``); ties are broken at random from the seed.
+The papers select over the whole train split (``per_class=false``, the default); ``per_class=true`` takes
+each class's share of the budget from that class's end, as DeepCore's ``balance`` option does.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 from torch.nn import functional as F
 
 from valbench.learners import Learner, as_tensor
+from valbench.methods.selection import class_budgets
 from valbench.metrics import rank_by_value
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
@@ -165,10 +168,19 @@ def train_trajectory(data: Dataset, learner: Learner, seed: int, epochs: int) ->
     return module, trajectory
 
 
-def keep_subsets(scores: np.ndarray, keep: str, budgets: Sequence[int], seed: int) -> dict[int, np.ndarray]:
-    """The ``keep`` end of the easiness order: the k highest scores (easy) or the k lowest (hard), seeded ties."""
+def keep_subsets(scores: np.ndarray, keep: str, budgets: Sequence[int], seed: int,
+                 y: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """The ``keep`` end of the easiness order: the k highest scores (easy) or the k lowest (hard), seeded ties.
+
+    With labels ``y`` (``per_class``), class c contributes its own k_c end points, k_c its share of k
+    (:func:`~valbench.methods.selection.class_budgets`, largest remainder), as DeepCore's ``balance`` option.
+    """
     order = rank_by_value(scores if keep == "easy" else -scores, seed)
-    return {int(k): np.sort(order[:k]) for k in budgets}
+    if y is None:
+        return {int(k): np.sort(order[:k]) for k in budgets}
+    by_class = {c: order[y[order] == c] for c in np.unique(y)}
+    return {int(k): np.sort(np.concatenate([by_class[c][:k_c] for c, k_c in class_budgets(y, int(k)).items()]))
+            for k in budgets}
 
 
 class TrainingDynamics(ValuationMethod):
@@ -177,7 +189,7 @@ class TrainingDynamics(ValuationMethod):
     family = "valuation"
     selects_sets = True
     min_epochs = 1
-    params: dict[str, Any] = {"epochs": 20, "keep": "hard"}
+    params: dict[str, Any] = {"epochs": 20, "keep": "hard", "per_class": False}
 
     def check(self) -> dict[str, Any]:
         config = dict(self.config)
@@ -203,7 +215,8 @@ class TrainingDynamics(ValuationMethod):
         fits_before = learner.fits
         scores, extra = self.easiness(data, learner, seed, config)
         scores = np.asarray(scores, dtype=np.float64)
-        return Valuation(scores=scores, subsets=keep_subsets(scores, config["keep"], budgets, seed),
+        labels = data.y_train if config["per_class"] else None
+        return Valuation(scores=scores, subsets=keep_subsets(scores, config["keep"], budgets, seed, labels),
                          utility_evals=learner.fits - fits_before, extra={"keep": config["keep"], **extra})
 
 
@@ -211,7 +224,7 @@ class EarlyScore(TrainingDynamics):
     """EL2N / GraNd: a per-point statistic of the module after ``epochs`` epochs, averaged over ``runs``."""
 
     min_epochs = 0
-    params = {"epochs": 3, "runs": 5, "keep": "hard"}
+    params = {"epochs": 3, "runs": 5, "keep": "hard", "per_class": False}
 
     def statistic(self, module: torch.nn.Module, trajectory: Trajectory, data: Dataset) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -267,7 +280,7 @@ class AUM(TrainingDynamics):
     """Area under the margin (Pleiss et al. 2020): assigned-logit margin averaged over epochs; low = suspect."""
 
     name = "aum"
-    params = {"epochs": 20, "keep": "easy"}
+    params = {"epochs": 20, "keep": "easy", "per_class": False}
     description = "area under the margin (Pleiss et al. 2020), low = mislabel suspect; keep=easy|hard"
 
     def easiness(self, data, learner, seed, config):

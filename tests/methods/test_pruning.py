@@ -147,3 +147,15 @@ def test_grand_at_initialisation_of_logreg_is_the_input_norm(noisy):
     # zero weights: p = 1/C everywhere, ||p - e_y|| = sqrt((C - 1) / C), so GraNd = that times ||[x, 1]||
     norms = np.linalg.norm(np.hstack([noisy.x_train, np.ones((noisy.n_train, 1))]), axis=1)
     assert np.allclose(-scores, np.sqrt(2 / 3) * norms, rtol=1e-5)
+
+
+def test_per_class_takes_each_class_share_from_its_own_end():
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0])
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1])  # class 1 holds the two lowest scores
+    assert keep_subsets(scores, "hard", [2], seed=0)[2].tolist() == [6, 7]
+    # per class: k=2 splits 1.5 / 0.5 (the remainder tie goes to class 0: 2 / 0), k=4 splits 3 / 1
+    per_class = keep_subsets(scores, "hard", [2, 4], seed=0, y=y)
+    assert per_class[2].tolist() == [4, 5] and per_class[4].tolist() == [3, 4, 5, 7]
+    assert keep_subsets(scores, "easy", [4], seed=0, y=y)[4].tolist() == [0, 1, 2, 6]
+    with pytest.raises(DataError, match="per_class='yes' must be a bool"):
+        get_method("aum")(per_class="yes")
