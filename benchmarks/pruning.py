@@ -43,6 +43,8 @@ RUNS = {"pruning": ([*METHODS, "random", "knn-shapley"], ["keep=hard,easy"]),
 
 def run(args: argparse.Namespace) -> None:
     for run_id, (methods, sets) in RUNS.items():
+        if args.only and run_id != args.only:
+            continue
         cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join(methods),
                "--datasets", ",".join(DATASETS), "--seeds", args.seeds, "--noise", "0,0.1",
                "--budgets", "0.05,0.1,0.2,0.3,0.5", "--jobs", str(args.jobs), "--out", str(args.out),
@@ -165,6 +167,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fmnist", type=Path, default=Path("/tmp/training_fmnist/root/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--learners", default="logreg")
+    parser.add_argument("--only", choices=list(RUNS), help="run: only this run")
     args = parser.parse_args()
     {"run": run, "cost": cost, "tables": tables}[args.command](args)
 
