@@ -250,7 +250,7 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
 
 
 def rank_figure(analysis, path: Path) -> Path:
-    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot)."""
+    """The critical-difference diagram of a :class:`valbench.stats.RankAnalysis` (autorank's Nemenyi CD plot)."""
     from autorank import plot_stats
 
     result = analysis.result

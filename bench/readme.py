@@ -24,7 +24,7 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
 
 
 def verdict_lines(records: list[dict]) -> str:
-    """Markdown bullets, one per dataset, from :func:`bench.stats.near_best_lines`."""
+    """Markdown bullets, one per dataset, from :func:`valbench.stats.near_best_lines`."""
     lines = near_best_lines(verdict(budgets_frame(records), cells_frame(records)))
     return "\n".join(f"* **{setting}**: {line}" for setting, line in lines.items())
 
