@@ -38,13 +38,14 @@ RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsiz
       "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.dpi": DPI, "savefig.dpi": DPI}
 
 
-FAMILY_COLOURS = {"valuation": "Blues", "set-selection": "Greens", "reference": "Greys", "peer": "Oranges"}
+FAMILY_COLOURS = {"valuation": "Blues", "set-selection": "Greens", "reference": "Greys", "peer": "Oranges",
+                  "pipeline": "Purples"}
 FAMILY_ORDER = list(FAMILY_COLOURS)
 
 
 def method_palette(methods: list[str], families: dict[str, str] | None = None) -> dict[str, tuple[float, float, float]]:
     """One colour per method: a hue per family (valuation blues, set selection greens, references greys, peers
-    oranges), shades within a family in sorted-name order, so the same run always maps a method to one colour."""
+    oranges, pipelines purples), shades within a family in sorted-name order, so the same run always maps a method to one colour."""
     families = families or {}
     names = sorted(set(methods))
     palette = {}
