@@ -250,8 +250,9 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
         return _save(fig, path)
 
 
-def rank_figure(analysis, path: Path) -> Path:
-    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot)."""
+def rank_figure(analysis, path: Path, regime: str = "") -> Path:
+    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot);
+    ``regime`` (e.g. "clean labels") heads the title when a run ranks several regimes separately."""
     from autorank import plot_stats
 
     result = analysis.result
@@ -269,7 +270,8 @@ def rank_figure(analysis, path: Path) -> Path:
         # autorank runs Friedman + Nemenyi for 3+ methods, a Wilcoxon signed-rank test (no CD) for two
         test = f"{str(result.omnibus).capitalize()} p = {result.pvalue:.2g}"
         bars = "" if result.cd is None else f"; bars join methods within the Nemenyi CD = {result.cd:.2f}"
-        ax.set_title(f"Mean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
+        head = f"{regime}: m" if regime else "M"
+        ax.set_title(f"{head}ean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
                      fontsize=9, pad=14)
         fig.tight_layout()
         return _save(fig, path)
