@@ -81,8 +81,9 @@ def _suptitle(fig, text: str) -> None:
     fig.suptitle(textwrap.fill(text, chars), fontsize=10)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, facecolor="white")
+def _save(fig, path: Path, tight: bool = False) -> Path:
+    """Write the PNG; ``tight`` grows the canvas to every label (autorank draws its names outside the axes)."""
+    fig.savefig(path, dpi=DPI, facecolor="white", **({"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}))
     plt.close(fig)
     return path
 
@@ -270,11 +271,11 @@ def rank_figure(analysis, path: Path, regime: str = "") -> Path:
         # autorank runs Friedman + Nemenyi for 3+ methods, a Wilcoxon signed-rank test (no CD) for two
         test = f"{str(result.omnibus).capitalize()} p = {result.pvalue:.2g}"
         bars = "" if result.cd is None else f"; bars join methods within the Nemenyi CD = {result.cd:.2f}"
-        head = f"{regime}: m" if regime else "M"
+        head = f"{regime}\nM" if regime else "M"
         ax.set_title(f"{head}ean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
                      fontsize=9, pad=14)
         fig.tight_layout()
-        return _save(fig, path)
+        return _save(fig, path, tight=True)
 
 
 def detection_figure(detection: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:

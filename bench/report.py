@@ -365,8 +365,9 @@ def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.Dat
     if not detection.empty:
         out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"],
                                                          families)
-    if ok.mislabel_auc.notna().any():
-        out["mislabel_auc"] = plots.auc_heatmap(cells, run_dir / FIGURES["mislabel_auc"])
+    if ok.mislabel_auc.notna().any():  # columns: the settings with flipped labels (clean ones have nothing to detect)
+        noisy = cells[cells.setting.isin(cells.setting[cells.noise_rate.fillna(0) > 0])]
+        out["mislabel_auc"] = plots.auc_heatmap(noisy, run_dir / FIGURES["mislabel_auc"])
     if ok.wall_s.notna().any():
         out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"], families)
     sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
