@@ -14,6 +14,12 @@ sees the same split, noise and learner, so a difference is taken per seed before
   difference by ``autorank`` (Demšar 2006), on the largest complete table of methods x blocks.
 * :func:`verdict`: per setting the best method at each budget, those tied with it, and the cheapest method
   within one accuracy point of the best area.
+* :func:`rank_analyses`, :func:`ordered_regimes`: the rank test within each regime (clean labels, each noise
+  rate, each learner), never across them.
+* :func:`family_bests`: per setting and budget the best entry of each family, paired against the best overall.
+* :func:`attribution`: hostcp-fl against the best pipeline, and a pipeline's gain split into cleaning
+  (vs its selector alone) and selection (vs the same cleaning then random), on the area paired over seeds.
+* :func:`detection_ranking`, :func:`detection_table`: mislabel AUC and 2-means F1 per noisy setting, ranked.
 """
 
 from __future__ import annotations
@@ -390,7 +396,7 @@ def attribution(budgets: pd.DataFrame, identities: dict[str, tuple[str, dict]],
         means = wide.mean()
         present = list(wide.columns)
         pipes = _pipelines(identities, present)
-        if not pipes or HOSTCP_FL not in present and FACILITY_LOCATION not in present:
+        if not pipes or (HOSTCP_FL not in present and FACILITY_LOCATION not in present):
             continue
         entries = {"best pipeline": means[pipes].idxmax()}
         fl_pipes = _pipelines(identities, present, FACILITY_LOCATION)
