@@ -143,9 +143,10 @@ class Valuation:
         return self
 
 
-FAMILIES = ("valuation", "set-selection", "reference", "peer")
+FAMILIES = ("valuation", "set-selection", "reference", "peer", "pipeline")
 """How the report groups methods: per-point valuation (top-k by score), set selectors (their own subsets:
-HOST-CP and coresets), references (random, oracle-greedy), and peers from other libraries (odv-*, pydvl-*)."""
+HOST-CP and coresets), references (random, oracle-greedy), peers from other libraries (odv-*, pydvl-*), and
+pipelines (a detector removes suspects, then a selector picks: ``methods/pipeline.py``)."""
 
 
 class ValuationMethod:
