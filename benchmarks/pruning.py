@@ -151,6 +151,7 @@ def tables(args: argparse.Namespace) -> None:
                   auc.round(3).reset_index().to_markdown(index=False), ""]
     if COST_FILE.exists():
         rows = pd.DataFrame(json.loads(COST_FILE.read_text()))
+        rows["learner_fit_cpu_s"] = rows["learner_fit_cpu_s"].round(3)
         table = rows.pivot_table(index=["dataset", "learner", "n_train", "learner_fit_cpu_s"], columns="method",
                                  values="ratio")
         lines += ["## Cost: CPU seconds of one fit / one learner fit on the same train split (1 thread, defaults)",
