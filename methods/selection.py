@@ -164,7 +164,11 @@ def facility_location_order(similarity, n_select: int) -> np.ndarray:
     n_select = min(int(n_select), n)
     if n_select == n and n <= 1:
         return np.arange(n)
-    selector = apricot_facility_location()(n_select, metric="precomputed", optimizer="lazy").fit(similarity)
+    threads = torch.get_num_threads()
+    try:
+        selector = apricot_facility_location()(n_select, metric="precomputed", optimizer="lazy").fit(similarity)
+    finally:  # numba's threading layer resets the OpenMP thread count it shares with torch (1 -> all cores)
+        torch.set_num_threads(threads)
     order = np.asarray(selector.ranking, dtype=np.int64)
     if len(order) < n_select:  # apricot stops once every gain is zero: the rest add nothing, in index order
         rest = np.setdiff1d(np.arange(n), order)

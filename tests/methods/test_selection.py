@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 
 from valbench.registry import METHODS
-from valbench.methods.selection import class_readout, medoid_weights, nested_readout
+from valbench.methods.selection import class_readout, facility_location_order, medoid_weights, nested_readout
 
 
 def test_new_selectors_declare_their_family():
@@ -30,3 +31,16 @@ def test_class_readout_takes_each_class_prefix_by_its_share():
 def test_medoid_weights_count_each_medoids_cluster():
     sim = np.array([[3.0, 1, 0], [2, 1, 0], [0, 1, 3], [0, 3, 1]])
     assert medoid_weights(sim, np.array([0, 2])).tolist() == [2, 2]
+
+
+def test_facility_location_leaves_torch_thread_count_alone():
+    """numba's threading layer, started by apricot, resets the OpenMP thread count it shares with torch: every
+    later fit of the cell (and of the next cells in the worker) then ran on all cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = np.random.default_rng(0).normal(size=(40, 3))
+        facility_location_order(-np.linalg.norm(x[:, None] - x[None], axis=-1), 5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

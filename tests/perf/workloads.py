@@ -26,6 +26,7 @@ class Workload:
     data: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
     learner: str = "logreg"
+    learner_params: dict[str, Any] = field(default_factory=dict)
     component: Callable[[], Callable[[], Any]] | None = None  # a component's workload instead of a fit
 
     def describe(self) -> str:
@@ -43,7 +44,7 @@ class Workload:
         if self.component is not None:
             return self.component()
         data: Dataset = blobs(**self.data)
-        learner = make_learner(self.learner, data.n_features, data.n_classes, seed=0)
+        learner = make_learner(self.learner, data.n_features, data.n_classes, seed=0, **self.learner_params)
         if self.method is None:
             return lambda: learner.fit(data.x_train, data.y_train)
         method = METHODS[self.method](**self.params)
@@ -97,4 +98,16 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("gradmatch", "gradmatch", {"n_train": 600, "n_valid": 10, "dim": 16}),
     Workload("glister", "glister", {"n_train": 600, "n_valid": 100, "dim": 16}),
     Workload("oracle-greedy", "oracle-greedy", {"n_train": 60, "n_valid": 60, "dim": 4}, {"pool": 8}),
+    Workload("cnn.fit", None, {"n_train": 256, "dim": 64, "n_classes": 3}, learner="cnn",
+             learner_params={"image_shape": (1, 8, 8), "epochs": 2, "min_steps": 0}),
+    Workload("herding", "herding", {"n_train": 2000, "n_valid": 10, "dim": 16}),
+    Workload("enn", "enn", {"n_train": 3000, "n_valid": 10, "dim": 16}),
+    Workload("cleanlab", "cleanlab", {"n_train": 600, "n_valid": 10, "dim": 16, "n_classes": 5}),
+    Workload("pipeline", "pipeline", {"n_train": 600, "n_valid": 10, "dim": 16},
+             {"detector": "enn", "selector": "facility-location"}),
+    Workload("el2n", "el2n", {"n_train": 600, "n_valid": 10, "dim": 16}, {"runs": 2}),
+    Workload("grand", "grand", {"n_train": 600, "n_valid": 10, "dim": 16}, {"runs": 2}),
+    Workload("forgetting", "forgetting", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
+    Workload("aum", "aum", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
+    Workload("margin", "margin", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
 )
