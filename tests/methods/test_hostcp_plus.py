@@ -94,6 +94,32 @@ def test_coverage_scores_sign():
     assert scores[5] < 0 < scores[:5].min()
 
 
+def dense_coverage(f: torch.Tensor, y: np.ndarray, knn: int) -> np.ndarray:
+    """The definition on the full N x N distance matrix (the implementation before the blocked search)."""
+    dist = torch.cdist(f, f).double().fill_diagonal_(float("inf"))
+    same = torch.as_tensor(y[:, None] == y[None, :])
+
+    def nearest(mask):
+        k = max(int(min(knn, mask.sum(1).min().item())), 1)
+        vals = torch.topk(torch.where(mask, dist, torch.inf), k, largest=False).values
+        return torch.where(torch.isfinite(vals), vals, torch.nan).nanmean(1)
+
+    d_same, d_other = nearest(same), nearest(~same)
+    d_same = torch.nan_to_num(d_same, nan=float(dist[torch.isfinite(dist)].max()))
+    return ((d_other - d_same) / (d_other + d_same).clamp_min(1e-12)).numpy()
+
+
+@pytest.mark.parametrize("n, classes, knn", [(300, 4, 10), (120, 3, 50), (40, 5, 3)])
+def test_blocked_coverage_equals_the_dense_definition(monkeypatch, n, classes, knn):
+    import valbench.methods.hostcp.variants as variants
+
+    monkeypatch.setattr(variants, "BLOCK_ENTRIES", 7 * n)  # blocks of 7 rows: many blocks per label
+    f = torch.randn(n, 6, generator=torch.Generator().manual_seed(n))
+    y = np.random.default_rng(n).integers(0, classes, n)
+    y[0] = classes  # a label with a single point
+    assert np.allclose(coverage_scores(f, y, knn), dense_coverage(f, y, knn), atol=1e-6)
+
+
 def test_allot_and_label_chunks():
     assert allot(10, np.array([50, 30, 20])).tolist() == [5, 3, 2]
     parts = allot(3, np.array([5, 5, 5, 5]), floor_one=False)
