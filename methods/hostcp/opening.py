@@ -208,6 +208,9 @@ def solve_opening(d_new: torch.Tensor, d_old: torch.Tensor, budget: float, solve
     d = torch.cat([d_new, d_old], dim=1).double()
     d_np = d.detach().numpy()
     z, u = clarabel_solve(d_np[:, :b], d_np[:, b:], float(budget))
+    if not d.requires_grad:  # no derivative wanted (the readout, a frozen phi): skip the active-set re-solve
+        z_t, u_t = torch.as_tensor(z), torch.as_tensor(u)
+        return z_t[:, :b].to(d_new.dtype), z_t[:, b:].to(d_new.dtype), u_t.to(d_new.dtype)
     z_piece, u_piece, _, _ = resolve_on_active_sets(d, z, u, float(budget))
     # values: the interior-point solution (to ~1e-9); derivative: the active-set map's
     z_t = torch.as_tensor(z) + (z_piece - z_piece.detach())

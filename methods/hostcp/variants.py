@@ -46,7 +46,7 @@ from scipy.stats import rankdata
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation
 from valbench.registry import register_method
-from valbench.methods.hostcp.faithful import HostCP, Run, lookahead_valid_loss, nearest_selected
+from valbench.methods.hostcp.faithful import HostCP, Run, lookahead_gradient, nearest_selected
 from valbench.methods.hostcp.layer import solve_facility
 from valbench.methods.hostcp.opening import SOLVERS, solve_opening
 from valbench.methods.selection import allot
@@ -205,7 +205,8 @@ class HostCPFL(HostCP):
                 t0 = time.process_time()
                 old = self._old_columns(run, idx, chosen, c)
                 budget = c["fraction"] * len(idx)
-                r, rank = self._program(run, idx, old, budget, c)
+                with torch.set_grad_enabled(not c["freeze_phi"]):  # a frozen phi needs no derivative
+                    r, rank = self._program(run, idx, old, budget, c)
                 top = torch.topk(rank.detach(), max(1, round(budget))).indices
                 s = torch.zeros_like(r).index_put((top,), r[top] / r[top].detach().max().clamp_min(1e-12))
                 t1 = time.process_time()
@@ -249,10 +250,9 @@ class HostCPFL(HostCP):
     @staticmethod
     def _agreement(run: Run, idx: np.ndarray) -> np.ndarray:
         """-dCE_valid(theta_hat)/dw at w = 1: each batch point's look-ahead validation-gradient agreement."""
-        w = torch.ones(len(idx), requires_grad=True)
-        loss = lookahead_valid_loss(run.model, run.theta, run.x[idx], run.y[idx], w, run.eta, run.xv, run.yv)
-        (grad,) = torch.autograd.grad(loss, w)
-        return -grad.numpy().astype(np.float64)
+        grad_w, _ = lookahead_gradient(run.model, run.theta, run.x[idx], run.y[idx], torch.ones(len(idx)), run.eta,
+                                       run.xv, run.yv)
+        return -grad_w.numpy().astype(np.float64)
 
     def _readout(self, run: Run, candidates: np.ndarray, closed: np.ndarray, k: int, fallback: np.ndarray,
                  rng: np.random.Generator, c: dict[str, Any]) -> np.ndarray:
