@@ -41,16 +41,17 @@ METHODS = ("hostcp-fl", "hostcp")
 TIMINGS = ("solve_s", "lookahead_s", "readout_s", "coverage_s")
 
 
-def quality(tag: str) -> None:
+def quality(tag: str, seeds: tuple[int, ...] = SEEDS, methods: tuple[str, ...] = METHODS,
+            method_params: dict | None = None) -> None:
     from valbench.grid import Cell
     from valbench.runner import run_cell
 
     rows = []
     for name, params in DATASETS.items():
-        for seed in SEEDS:
-            for method in METHODS:
+        for seed in seeds:
+            for method in methods:
                 cell = Cell(dataset=name, method=method, seed=seed, noise_rate=0.1, budgets=BUDGETS,
-                            dataset_params=params)
+                            dataset_params=params, method_params=method_params or {})
                 record = run_cell(cell)
                 if record["status"] != "ok":
                     raise RuntimeError(f"{cell.label}: {record['error']}")
@@ -122,21 +123,23 @@ def tables() -> None:
              "(Clarabel per mini-batch, one readout rerun per budget, dense N x N coverage), `after` = this branch. "
              "Mean ± standard error over seeds 0-4; the paired difference after - before with its standard error. "
              "10 % label noise, default grid sizes (500 train points), budgets 5, 10, 20, 30, 50 %.", "",
-             "## Subset accuracy and mislabel AUC of hostcp-fl", "",
-             "| dataset | metric | before | after | after - before (paired) |", "|---|---|---|---|---|"]
+             "## Subset accuracy and mislabel AUC", "",
+             "| method | dataset | metric | before | after | after - before (paired) |", "|---|---|---|---|---|---|"]
+    for method in METHODS:
+        per = {tag: df[df.method == method].set_index(["dataset", "seed"]).sort_index() for tag, df in runs.items()}
+        for name in DATASETS:
+            for m in metrics:
+                cells = []
+                for tag in ("before", "after"):
+                    v = per[tag].loc[name, m] if tag in per else None
+                    cells.append("-" if v is None else f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}")
+                if len(per) == 2:
+                    diff = per["after"].loc[name, m] - per["before"].loc[name, m]
+                    cells.append(f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}")
+                else:
+                    cells.append("-")
+                lines.append(f"| {method} | {name} | {m} | " + " | ".join(cells) + " |")
     fl = {tag: df[df.method == "hostcp-fl"].set_index(["dataset", "seed"]).sort_index() for tag, df in runs.items()}
-    for name in DATASETS:
-        for m in metrics:
-            cells = []
-            for tag in ("before", "after"):
-                v = fl[tag].loc[name, m] if tag in fl else None
-                cells.append("-" if v is None else f"{v.mean():.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}")
-            if len(fl) == 2:
-                diff = fl["after"].loc[name, m] - fl["before"].loc[name, m]
-                cells.append(f"{diff.mean():+.3f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.3f}")
-            else:
-                cells.append("-")
-            lines.append(f"| {name} | {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Cost at the default sizes (median CPU seconds of the fit over seeds, one thread)", "",
               "| dataset | run | hostcp-fl (s) | hostcp (s) | hostcp-fl / hostcp |", "|---|---|---|---|---|"]
     for name in DATASETS:
@@ -157,8 +160,8 @@ def tables() -> None:
                   "| run | method | N | fit CPU (s) | one learner fit (s) | ratio | peak RSS (MB) | mislabel AUC |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in json.loads(large.read_text()):
-            lines.append(f"| {r['tag']} | {r['method']} | {r['n_train']} | {r['cpu_s']:.1f} | {r['learner_fit_s']:.3f} | "
-                         f"{r['ratio']:.0f}x | {r['peak_rss_mb']:.0f} | {r['mislabel_auc']:.3f} |")
+            lines.append(f"| {r['tag']} | {r['method']} | {r['n_train']} | {r['cpu_s']:.1f} | "
+                         f"{r['learner_fit_s']:.3f} | {r['ratio']:.0f}x | {r['peak_rss_mb']:.0f} | {r['mislabel_auc']:.3f} |")
     (RESULTS / "hostcp_fl_scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if len(fl) == 2:
@@ -185,12 +188,16 @@ def main() -> None:
     parser.add_argument("what", choices=("quality", "scale", "tables"))
     parser.add_argument("--tag", default="after")
     parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--methods", default="hostcp-fl")
+    parser.add_argument("--methods", default=None, help="quality: hostcp-fl,hostcp; scale: hostcp-fl")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--params", default="", help="method parameters for quality, e.g. readout=nested")
     args = parser.parse_args()
     if args.what == "quality":
-        quality(args.tag)
+        params = dict(kv.split("=", 1) for kv in args.params.split(",") if kv)
+        quality(args.tag, tuple(int(s) for s in args.seeds.split(",")),
+                tuple((args.methods or ",".join(METHODS)).split(",")), params)
     elif args.what == "scale":
-        scale(args.tag, args.n, args.methods.split(","))
+        scale(args.tag, args.n, (args.methods or "hostcp-fl").split(","))
     else:
         tables()
 

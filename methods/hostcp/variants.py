@@ -21,11 +21,12 @@ the classifier on the validation loss. It changes what the diagnosis of the fait
   and the look-ahead learns a correction; ``freeze_phi=True`` never updates it (the ablation).
 * **A readout for every budget**: after training, the online program is run once per requested budget k
   with phi fixed (each class gets k n_c / n of it, largest remainders), so a 5 % subset is a 5 % selection,
-  not a trimmed 15 % one.
+  not a trimmed 15 % one. ``readout="nested"`` instead solves each chunk once, sized for the largest budget,
+  and serves every budget from the chunks' rankings (u, then coverage): one pass instead of one per budget.
 * **Scores that find flipped labels** (``detect``): ``coverage`` = how much closer a point is to its own
   label than to other labels in phi-space, (d_other - d_same) / (d_other + d_same) with d the mean distance
-  to the ``knn`` nearest points of that kind; ``gradient`` = the look-ahead's validation-gradient agreement
-  -dCE_valid(theta_hat)/dw_i, summed over epochs (w_i the point's weight in the look-ahead step);
+  to the ``knn`` nearest points of that kind (exact search by blocks: memory O(N), not N x N);
+  ``gradient`` = the look-ahead's validation-gradient agreement -dCE_valid(theta_hat)/dw_i, summed over epochs (w_i the point's weight in the look-ahead step);
   ``both`` = the mean of their ranks. Higher = more valuable, lower = more suspect.
 * **Suspects are not representatives** (``suspects``): a point whose coverage is negative (closer to another
   label than to its own in phi-space) stays in the readout program as a point to cover but may not be
@@ -53,6 +54,7 @@ from valbench.methods.selection import allot
 
 DETECT = ("coverage", "gradient", "both")
 SUSPECTS = ("close", "drop", "keep")
+READOUTS = ("per-budget", "nested")
 
 
 class ResidualMap(nn.Module):
@@ -123,6 +125,31 @@ def coverage_scores(f: torch.Tensor, y: np.ndarray, knn: int) -> np.ndarray:
     return scores
 
 
+def chunk_quotas(labels: np.ndarray, candidates: np.ndarray, chunks: list[np.ndarray], k: int,
+                 label_aware: bool) -> np.ndarray:
+    """Each chunk's share of ``k``: by largest remainders over chunk sizes; if label-aware, each class first gets
+    its share of k (at least one point), then the chunks within a class share it."""
+    quota = allot(k, np.array([len(chunk) for chunk in chunks]), floor_one=False)
+    if label_aware:
+        chunk_label = np.array([labels[chunk[0]] for chunk in chunks])
+        present = np.unique(chunk_label)
+        per_label = allot(k, np.array([(labels[candidates] == lab).sum() for lab in present]), floor_one=True)
+        for lab, k_lab in zip(present, per_label):
+            mine = np.flatnonzero(chunk_label == lab)
+            quota[mine] = allot(int(k_lab), np.array([len(chunks[i]) for i in mine]))
+    return quota
+
+
+def fill_up(chosen: list[np.ndarray], k: int, fallback: np.ndarray) -> np.ndarray:
+    """Exactly ``k`` sorted indices: the chosen points, then (a label smaller than its share) the best-covered
+    of the rest in ``fallback`` order."""
+    picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    if len(picked) < k:
+        rest = fallback[~np.isin(fallback, picked)]
+        picked = np.concatenate([picked, rest[: k - len(picked)]])
+    return np.sort(picked[:k])
+
+
 @register_method
 class HostCPFL(HostCP):
     """HOST-CP with a label-aware facility-location program (opening variables), a residual learned metric,
@@ -133,7 +160,7 @@ class HostCPFL(HostCP):
     params = {"batch_size": 64, "epochs": 3, "fraction": 0.1, "gamma": 0.1, "dim": 32, "lr": 0.1,
               "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "max_valid": 1000,
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
-              "suspects": "close", "solver": "fast"}
+              "suspects": "close", "solver": "fast", "readout": "per-budget"}
 
     def check(self) -> dict[str, Any]:
         c = self.config
@@ -150,6 +177,8 @@ class HostCPFL(HostCP):
             raise DataError(f"method {self.name!r}: detect must be one of {DETECT}, got {c['detect']!r}")
         if c["solver"] not in SOLVERS:
             raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
+        if c["readout"] not in READOUTS:
+            raise DataError(f"method {self.name!r}: readout must be one of {READOUTS}, got {c['readout']!r}")
         if c["suspects"] not in SUSPECTS:
             raise DataError(f"method {self.name!r}: suspects must be one of {SUSPECTS}, got {c['suspects']!r}")
         for key in ("opening", "label_aware", "freeze_phi"):
@@ -228,7 +257,14 @@ class HostCPFL(HostCP):
         suspect = coverage < 0 if c["suspects"] != "keep" else np.zeros(n, dtype=bool)
         fallback = np.argsort(-coverage, kind="stable")  # best-covered first
         subsets = {}
-        for k in budgets:
+        if c["readout"] == "nested" and len(budgets):  # one pass at the largest budget serves every budget
+            k_max = int(max(budgets))
+            if c["suspects"] == "drop" and (~suspect).sum() >= k_max:
+                candidates, closed = np.flatnonzero(~suspect), np.zeros(n, dtype=bool)
+            else:
+                candidates, closed = np.arange(n), suspect if (~suspect).sum() >= k_max else np.zeros(n, dtype=bool)
+            subsets = self._nested_readout(run, candidates, closed, [int(k) for k in budgets], fallback, rng, c)
+        for k in budgets if c["readout"] == "per-budget" else ():
             if c["suspects"] == "drop" and (~suspect).sum() >= k:
                 subsets[int(k)] = self._readout(run, np.flatnonzero(~suspect), np.zeros(n, bool), int(k), fallback,
                                                 rng, c)
@@ -261,14 +297,7 @@ class HostCPFL(HostCP):
         labels = run.y.numpy()
         chunks = label_chunks(labels, candidates[rng.permutation(len(candidates))],
                               int(c["batch_size"]), c["label_aware"])
-        quota = allot(k, np.array([len(chunk) for chunk in chunks]), floor_one=False)
-        if c["label_aware"]:  # class shares first (every class covered), then chunks within a class
-            chunk_label = np.array([labels[chunk[0]] for chunk in chunks])
-            present = np.unique(chunk_label)
-            per_label = allot(k, np.array([(labels[candidates] == lab).sum() for lab in present]), floor_one=True)
-            for lab, k_lab in zip(present, per_label):
-                mine = np.flatnonzero(chunk_label == lab)
-                quota[mine] = allot(int(k_lab), np.array([len(chunks[i]) for i in mine]))
+        quota = chunk_quotas(labels, candidates, chunks, k, c["label_aware"])
         chosen: list[np.ndarray] = []
         with torch.no_grad():
             for idx, k_chunk in zip(chunks, quota):
@@ -284,8 +313,38 @@ class HostCPFL(HostCP):
                 _, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), float(k_chunk), c, shut)
                 rank = rank.masked_fill(torch.as_tensor(shut), -np.inf)
                 chosen.append(idx[torch.topk(rank, k_chunk).indices.numpy()])
-        picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-        if len(picked) < k:  # a label smaller than its share: the best-covered of the rest fill in
-            rest = fallback[~np.isin(fallback, picked)]
-            picked = np.concatenate([picked, rest[: k - len(picked)]])
-        return np.sort(picked[:k])
+        return fill_up(chosen, k, fallback)
+
+    def _nested_readout(self, run: Run, candidates: np.ndarray, closed: np.ndarray, ks: list[int],
+                        fallback: np.ndarray, rng: np.random.Generator, c: dict[str, Any]) -> dict[int, np.ndarray]:
+        """Every budget from one online pass (``readout="nested"``): each chunk's program is solved once, with
+        its share of the largest budget (those points become the old columns of later chunks, as in the
+        per-budget readout at that budget), and the chunk's points are ranked by u, ties by coverage r; a
+        budget k takes the top of each chunk's ranking up to the chunk's share of k. Subsets are then nested
+        in k only up to the shares' rounding, and a small budget's picks come from a program sized for the
+        largest: the per-budget readout (the default) re-solves every chunk at every budget instead."""
+        labels = run.y.numpy()
+        chunks = label_chunks(labels, candidates[rng.permutation(len(candidates))],
+                              int(c["batch_size"]), c["label_aware"])
+        k_max = max(ks)
+        quota_max = chunk_quotas(labels, candidates, chunks, k_max, c["label_aware"])
+        chosen: list[np.ndarray] = []
+        orders: list[np.ndarray] = []  # per chunk: its open points, best first
+        with torch.no_grad():
+            for idx, k_chunk in zip(chunks, quota_max):
+                shut = closed[idx]
+                n_open = int((~shut).sum())
+                if n_open == 0:
+                    orders.append(idx[:0])
+                    continue
+                budget = float(min(max(int(k_chunk), 1), n_open))
+                r, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), budget, c, shut)
+                order = np.lexsort((-r.numpy(), -rank.numpy()))  # by u, then by coverage
+                orders.append(idx[order[~shut[order]]])
+                if k_chunk:
+                    chosen.append(orders[-1][: int(k_chunk)])
+        subsets = {}
+        for k in ks:
+            quota = chunk_quotas(labels, candidates, chunks, k, c["label_aware"])
+            subsets[k] = fill_up([order[: int(q)] for order, q in zip(orders, quota)], k, fallback)
+        return subsets

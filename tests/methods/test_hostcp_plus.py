@@ -44,6 +44,18 @@ def test_flipped_label_is_most_suspect_never_selected_and_every_class_is_covered
         assert set(data.y_train[valuation.subsets[k]]) == {0, 1, 2}  # every class has a representative
 
 
+def test_nested_readout_serves_every_budget_from_one_pass():
+    data = clusters()
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    budgets = [3, 6, 12]
+    valuation = get_method("hostcp-fl")(**FAST, readout="nested").fit(data, learner, seed=0, budgets=budgets)
+    valuation.validate("hostcp-fl", data.n_train, budgets)
+    for k in budgets:
+        assert 0 not in valuation.subsets[k]
+        assert set(data.y_train[valuation.subsets[k]]) == {0, 1, 2}
+    assert set(valuation.subsets[3]) <= set(valuation.subsets[6]) <= set(valuation.subsets[12])  # equal shares here
+
+
 def test_the_paper_program_without_labels_misses_classes_at_a_small_budget():
     """The contrast: with neither opening variables nor label awareness (k-centre-like selection), some
     seed leaves a class out at k = 3; the label-aware variant never does (the test above)."""
@@ -68,7 +80,7 @@ def test_same_seed_same_result():
 @pytest.mark.parametrize("bad, message", [({"detect": "loss"}, "detect"), ({"fraction": 1.5}, "fraction"),
                                           ({"suspects": "hide"}, "suspects"), ({"opening": "yes"}, "opening"),
                                           ({"batch_size": 1}, "batch_size"), ({"solver": "scs"}, "solver"),
-                                          ({"gamma": 0}, "gamma")])
+                                          ({"gamma": 0}, "gamma"), ({"readout": "greedy"}, "readout")])
 def test_bad_parameters_fail_before_any_work(bad, message):
     data = clusters()
     learner = LogisticRegression(data.n_features, data.n_classes)
