@@ -10,11 +10,13 @@ the default grid's sizes (configs/default.toml), 10 % label noise, seeds 0-4, th
 and stores one row per cell in ``benchmarks/results/hostcp_fl_scale_<tag>.json``. ``before`` was run on
 commit 01f04f6 (dense N x N coverage scores, the active-set derivative re-solved in the readout too, the
 look-ahead by a double backward), ``after`` on this branch (blocked exact kNN coverage, no derivative where none
-is wanted, the look-ahead from per-sample gradients). Both solve every opening program with Clarabel. Costs are CPU seconds of the fit (one torch thread), so the load that
-other jobs put on the machine barely moves them; the hostcp-fl / hostcp ratio is taken within one run.
-``quality --tag choice-per-budget|choice-nested --seeds 10,11,12 --methods hostcp-fl``
-(``--params readout=nested`` for the second) compares the two readouts on the seeds used for choices (never on seeds 0-4). ``scale`` runs one cell at N train points in a fresh process (so its peak resident memory is its own) and
-one learner fit on the same data, and appends to ``hostcp_fl_scale_large.json``.
+is wanted, the look-ahead from per-sample gradients). Both solve every opening program with Clarabel.
+Costs are CPU seconds of the fit (one torch thread), so the load that other jobs put on the machine barely
+moves them; the hostcp-fl / hostcp ratio is taken within one run.
+``quality --tag choice-per-budget|choice-nested --seeds 10,11,12 --methods hostcp-fl`` (``--params
+readout=nested`` for the second) compares the two readouts on the seeds used for choices (never on seeds 0-4).
+``scale`` runs one cell at N train points in a fresh process (so its peak resident memory is its own) and one
+learner fit on the same data, and appends to ``hostcp_fl_scale_large.json``.
 Nothing here is tuned: the method's defaults are used as registered.
 """
 
@@ -180,7 +182,8 @@ def tables() -> None:
                   "|---|---|---|---|---|---|---|---|"]
         for r in json.loads(large.read_text()):
             lines.append(f"| {r['tag']} | {r['method']} | {r['n_train']} | {r['cpu_s']:.1f} | "
-                         f"{r['learner_fit_s']:.3f} | {r['ratio']:.0f}x | {r['peak_rss_mb']:.0f} | {r['mislabel_auc']:.3f} |")
+                         f"{r['learner_fit_s']:.3f} | {r['ratio']:.0f}x | {r['peak_rss_mb']:.0f} | "
+                         f"{r['mislabel_auc']:.3f} |")
     (RESULTS / "hostcp_fl_scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if len(fl) == 2:
