@@ -139,16 +139,14 @@ def working_set_solve(d: np.ndarray, n_new: int, budget: float, keep: np.ndarray
     new = np.flatnonzero(cols < b)
     nn = len(new)
     ones = np.ones
-    a = sp.vstack([
-        sp.csr_matrix((ones(ne), (rows, np.arange(ne))), shape=(b, ne + b)),  # rows sum to 1
-        sp.hstack([-sp.identity(ne), sp.csr_matrix((ne, b))]),  # Z >= 0
-        sp.csr_matrix((np.concatenate([ones(nn), -ones(nn)]),
-                       (np.tile(np.arange(nn), 2), np.concatenate([new, ne + cols[new]]))),
-                      shape=(nn, ne + b)),  # Z_new <= u
-        sp.hstack([sp.csr_matrix((b, ne)), -sp.identity(b)]),  # u >= 0
-        sp.hstack([sp.csr_matrix((b, ne)), sp.identity(b)]),  # u <= 1
-        sp.hstack([sp.csr_matrix((1, ne)), sp.csr_matrix(ones((1, b)))]),  # sum(u) <= budget
-    ]).tocsc()
+    e, k = np.arange(ne), np.arange(b)
+    # constraint rows in order: row sums (b), -Z <= 0 (ne), Z_new - u <= 0 (nn), -u <= 0, u <= 1 (b each), sum(u)
+    r_cap, r_u = b + ne, b + ne + nn
+    a = sp.csc_matrix((np.concatenate([ones(ne), -ones(ne), ones(nn), -ones(nn), -ones(b), ones(b), ones(b)]),
+                       (np.concatenate([rows, b + e, r_cap + np.arange(nn), r_cap + np.arange(nn), r_u + k,
+                                        r_u + b + k, np.full(b, r_u + 2 * b)]),
+                        np.concatenate([e, e, new, ne + cols[new], ne + k, ne + k, ne + k]))),
+                      shape=(r_u + 2 * b + 1, ne + b))
     rhs = np.concatenate([ones(b), np.zeros(ne + nn + b), ones(b), [budget]])
     cones = [clarabel.ZeroConeT(b), clarabel.NonnegativeConeT(ne + nn + 2 * b + 1)]
     settings = clarabel.DefaultSettings()
