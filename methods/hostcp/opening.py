@@ -12,8 +12,10 @@ It is the relaxation of k-median (facility location) with k = budget: opening j 
 covers, so the optimum opens points that cover many others, not outliers that cover only themselves (the
 paper's program, methods/hostcp/layer.py, has no u, and its budget bounds the Z_new mass instead).
 
-Solve (``solver="fast"``): Clarabel (interior point, to ~1e-9) on the program assembled once per shape,
-then the KKT system restricted to the solution's active sets is re-solved in torch. On those sets the
+Solve (``solver="fast"``): Clarabel (interior point, to ~1e-9) on a working set of entries (each row's 16
+nearest columns, grown by column generation until the row multipliers certify that no left-out entry would
+enter a support: ``screened_solve``, exact, 2-3x faster than the full program), then, where a derivative is
+wanted, the KKT system restricted to the solution's active sets is re-solved in torch. On those sets the
 solution is affine in D: with tau_i the row multipliers, mu the budget multiplier, F_i / C_i the free /
 capped new entries of row i, O_i the positive old entries and U the u strictly inside (0, 1):
 
@@ -122,6 +124,73 @@ def clarabel_solve(d_new: np.ndarray, d_old: np.ndarray, budget: float, tol: flo
     return x[:-n_new].reshape(n_new, n_new + n_old), x[-n_new:]
 
 
+SCREEN_NEAREST = 16  # the first working set: each row's 16 nearest columns
+SCREEN_MARGIN = 1.0  # a round adds every left-out entry within this of entering its row's support
+SCREEN_ROUNDS = 4  # then the full program (not seen in the tests)
+
+
+def working_set_solve(d: np.ndarray, n_new: int, budget: float, keep: np.ndarray, tol: float = 1e-10
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Z, u, tau)``: the program with every entry outside ``keep`` fixed at 0, by Clarabel; ``tau`` are the
+    row multipliers (the duals of the row equalities: z_ij = clip(-d_ij - tau_i, 0, u_j) on free entries)."""
+    b = n_new
+    rows, cols = np.nonzero(keep)
+    ne = len(rows)
+    new = np.flatnonzero(cols < b)
+    nn = len(new)
+    ones = np.ones
+    e, k = np.arange(ne), np.arange(b)
+    # constraint rows in order: row sums (b), -Z <= 0 (ne), Z_new - u <= 0 (nn), -u <= 0, u <= 1 (b each), sum(u)
+    r_cap, r_u = b + ne, b + ne + nn
+    a = sp.csc_matrix((np.concatenate([ones(ne), -ones(ne), ones(nn), -ones(nn), -ones(b), ones(b), ones(b)]),
+                       (np.concatenate([rows, b + e, r_cap + np.arange(nn), r_cap + np.arange(nn), r_u + k,
+                                        r_u + b + k, np.full(b, r_u + 2 * b)]),
+                        np.concatenate([e, e, new, ne + cols[new], ne + k, ne + k, ne + k]))),
+                      shape=(r_u + 2 * b + 1, ne + b))
+    rhs = np.concatenate([ones(b), np.zeros(ne + nn + b), ones(b), [budget]])
+    cones = [clarabel.ZeroConeT(b), clarabel.NonnegativeConeT(ne + nn + 2 * b + 1)]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tol
+    solution = clarabel.DefaultSolver(sp.identity(ne + b, format="csc"), np.concatenate([d[rows, cols], np.zeros(b)]),
+                                      a, rhs, cones, settings).solve()
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        raise RuntimeError(f"hostcp opening layer: Clarabel returned {solution.status}")
+    x = np.asarray(solution.x)
+    z = np.zeros_like(d)
+    z[rows, cols] = x[:ne]
+    return z, x[ne:], np.asarray(solution.z)[:b]
+
+
+def screened_solve(d_new: np.ndarray, d_old: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(Z, u, rounds)``: the exact solution through a small working set of entries (column generation).
+
+    Entries outside the working set (at first each row's ``SCREEN_NEAREST`` nearest columns and its nearest old
+    one, which keeps the restricted program feasible) are fixed at 0; the restricted optimum is the full one exactly when no
+    left-out entry would enter its row's support, i.e. -d_ij - tau_i <= 0 for every left-out (i, j) with tau the
+    restricted problem's row multipliers (then its KKT point, with zero cap multipliers on the left-out entries,
+    satisfies every KKT condition of the full program). Rows rarely reach beyond their 16 nearest columns at the
+    smoothing used, so the restricted program has about a fifth of the variables and Clarabel solves it 2-3x
+    faster. A certificate that fails adds every left-out entry within ``SCREEN_MARGIN`` of entering and solves
+    again; after ``SCREEN_ROUNDS`` rounds the full program is solved.
+    """
+    d = np.concatenate([d_new, d_old], axis=1)
+    b, m = d.shape
+    keep = np.zeros((b, m), dtype=bool)
+    np.put_along_axis(keep, np.argsort(d, axis=1)[:, :SCREEN_NEAREST], True, axis=1)
+    keep[np.arange(b), b + d_old.argmin(1)] = True  # an uncapped column per row: the restriction stays feasible
+    for rounds in range(SCREEN_ROUNDS):
+        if keep.all():
+            break
+        z, u, tau = working_set_solve(d, b, budget, keep)
+        reduced_cost = -d - tau[:, None]
+        if not (reduced_cost[~keep] > 1e-9).any():
+            return z, u, rounds
+        keep |= reduced_cost > -SCREEN_MARGIN
+    z, u = clarabel_solve(d_new, d_old, budget)
+    return z, u, SCREEN_ROUNDS
+
+
 def solve_linear(a: np.ndarray, rhs: torch.Tensor) -> torch.Tensor:
     """x with A x = rhs, differentiable in ``rhs`` (A is fixed by the active sets).
 
@@ -207,7 +276,10 @@ def solve_opening(d_new: torch.Tensor, d_old: torch.Tensor, budget: float, solve
         return z_new.to(d_new.dtype), z_old.to(d_new.dtype), u.to(d_new.dtype)
     d = torch.cat([d_new, d_old], dim=1).double()
     d_np = d.detach().numpy()
-    z, u = clarabel_solve(d_np[:, :b], d_np[:, b:], float(budget))
+    z, u, _ = screened_solve(d_np[:, :b], d_np[:, b:], float(budget))
+    if not d.requires_grad:  # no derivative wanted (the readout, a frozen phi): skip the active-set re-solve
+        z_t, u_t = torch.as_tensor(z), torch.as_tensor(u)
+        return z_t[:, :b].to(d_new.dtype), z_t[:, b:].to(d_new.dtype), u_t.to(d_new.dtype)
     z_piece, u_piece, _, _ = resolve_on_active_sets(d, z, u, float(budget))
     # values: the interior-point solution (to ~1e-9); derivative: the active-set map's
     z_t = torch.as_tensor(z) + (z_piece - z_piece.detach())

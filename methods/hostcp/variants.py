@@ -21,11 +21,12 @@ the classifier on the validation loss. It changes what the diagnosis of the fait
   and the look-ahead learns a correction; ``freeze_phi=True`` never updates it (the ablation).
 * **A readout for every budget**: after training, the online program is run once per requested budget k
   with phi fixed (each class gets k n_c / n of it, largest remainders), so a 5 % subset is a 5 % selection,
-  not a trimmed 15 % one.
+  not a trimmed 15 % one. ``readout="nested"`` instead solves each chunk once, sized for the largest budget,
+  and serves every budget from the chunks' rankings (u, then coverage): one pass instead of one per budget.
 * **Scores that find flipped labels** (``detect``): ``coverage`` = how much closer a point is to its own
   label than to other labels in phi-space, (d_other - d_same) / (d_other + d_same) with d the mean distance
-  to the ``knn`` nearest points of that kind; ``gradient`` = the look-ahead's validation-gradient agreement
-  -dCE_valid(theta_hat)/dw_i, summed over epochs (w_i the point's weight in the look-ahead step);
+  to the ``knn`` nearest points of that kind (exact search by blocks: memory O(N), not N x N);
+  ``gradient`` = the look-ahead's validation-gradient agreement -dCE_valid(theta_hat)/dw_i, summed over epochs (w_i the point's weight in the look-ahead step);
   ``both`` = the mean of their ranks. Higher = more valuable, lower = more suspect.
 * **Suspects are not representatives** (``suspects``): a point whose coverage is negative (closer to another
   label than to its own in phi-space) stays in the readout program as a point to cover but may not be
@@ -46,13 +47,14 @@ from scipy.stats import rankdata
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation
 from valbench.registry import register_method
-from valbench.methods.hostcp.faithful import HostCP, Run, lookahead_valid_loss, nearest_selected
+from valbench.methods.hostcp.faithful import HostCP, Run, lookahead_gradient, nearest_selected
 from valbench.methods.hostcp.layer import solve_facility
 from valbench.methods.hostcp.opening import SOLVERS, solve_opening
 from valbench.methods.selection import allot
 
 DETECT = ("coverage", "gradient", "both")
 SUSPECTS = ("close", "drop", "keep")
+READOUTS = ("per-budget", "nested")
 
 
 class ResidualMap(nn.Module):
@@ -80,22 +82,72 @@ def label_chunks(labels: np.ndarray, order: np.ndarray, size: int, label_aware: 
     return [chunks[i] for i in np.argsort([chunk[0] for chunk in chunks], kind="stable")]  # interleave labels
 
 
+BLOCK_ENTRIES = 1 << 24  # distances held at once by coverage_scores (float32: 64 MB)
+
+
 def coverage_scores(f: torch.Tensor, y: np.ndarray, knn: int) -> np.ndarray:
     """(d_other - d_same) / (d_other + d_same): mean distance to the ``knn`` nearest other-label points
-    against the ``knn`` nearest same-label points (itself excluded), in the feature space ``f``."""
-    dist = torch.cdist(f, f).double()
-    dist.fill_diagonal_(float("inf"))
-    same = torch.as_tensor(y[:, None] == y[None, :])
+    against the ``knn`` nearest same-label points (itself excluded), in the feature space ``f``.
 
-    def nearest(mask: torch.Tensor) -> torch.Tensor:
-        masked = torch.where(mask, dist, torch.full_like(dist, float("inf")))
-        k = int(min(knn, mask.sum(1).min().item()))
-        vals = torch.topk(masked, max(k, 1), largest=False).values
-        return torch.where(torch.isfinite(vals), vals, torch.nan).nanmean(1)
+    Exact k-nearest-neighbour search by blocks of rows (each block's distances to all N points, about
+    ``BLOCK_ENTRIES`` at a time), so memory is O(N) rather than the N x N distance matrix (three float64 N x N
+    tensors were 13 GB at 20,000 points). k is the same for every row, as in a dense top-k: at most ``knn``,
+    at most the smallest number of same-label (other-label) points any row has. A label with one point has no
+    same-label neighbour: its d_same is the largest distance between any two points.
+    """
+    n = len(y)
+    order = np.argsort(y, kind="stable")  # columns grouped by label: a label's points are one slice
+    fs, labels = f[torch.as_tensor(order)], y[order]
+    present, starts, sizes = np.unique(labels, return_index=True, return_counts=True)
+    k_same = max(min(knn, int(sizes.min())), 1)  # a row's own column (inf) counts, as in a dense top-k
+    k_other = max(min(knn, n - int(sizes.max())), 1)
+    d_same, d_other = torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)
+    largest = 0.0
+    rows = max(1, BLOCK_ENTRIES // max(n, 1))
+    for lo, size in zip(starts, sizes):
+        hi = lo + size
+        for start in range(lo, hi, rows):
+            stop = min(start + rows, hi)
+            dist = torch.cdist(fs[start:stop], fs)
+            dist[torch.arange(stop - start), torch.arange(start, stop)] = float("inf")
+            largest = max(largest, float(dist.masked_fill(torch.isinf(dist), 0).max()))
+            same = torch.topk(dist[:, lo:hi], min(k_same, size), largest=False).values
+            others = [torch.topk(part, min(k_other, part.shape[1]), largest=False).values
+                      for part in (dist[:, :lo], dist[:, hi:]) if part.shape[1]]
+            other = torch.topk(torch.cat(others, 1), k_other, largest=False).values if others else \
+                torch.full((stop - start, 1), float("inf"))
+            for vals, out in ((same, d_same), (other, d_other)):
+                vals = vals.double()
+                out[start:stop] = torch.where(torch.isfinite(vals), vals, torch.nan).nanmean(1)
+    d_same = torch.nan_to_num(d_same, nan=largest)  # a label of one point
+    scores = np.empty(n)
+    scores[order] = ((d_other - d_same) / (d_other + d_same).clamp_min(1e-12)).numpy()
+    return scores
 
-    d_same, d_other = nearest(same), nearest(~same)
-    d_same = torch.nan_to_num(d_same, nan=float(dist[torch.isfinite(dist)].max()))  # a label of one point
-    return ((d_other - d_same) / (d_other + d_same).clamp_min(1e-12)).numpy()
+
+def chunk_quotas(labels: np.ndarray, candidates: np.ndarray, chunks: list[np.ndarray], k: int,
+                 label_aware: bool) -> np.ndarray:
+    """Each chunk's share of ``k``: by largest remainders over chunk sizes; if label-aware, each class first gets
+    its share of k (at least one point), then the chunks within a class share it."""
+    quota = allot(k, np.array([len(chunk) for chunk in chunks]), floor_one=False)
+    if label_aware:
+        chunk_label = np.array([labels[chunk[0]] for chunk in chunks])
+        present = np.unique(chunk_label)
+        per_label = allot(k, np.array([(labels[candidates] == lab).sum() for lab in present]), floor_one=True)
+        for lab, k_lab in zip(present, per_label):
+            mine = np.flatnonzero(chunk_label == lab)
+            quota[mine] = allot(int(k_lab), np.array([len(chunks[i]) for i in mine]))
+    return quota
+
+
+def fill_up(chosen: list[np.ndarray], k: int, fallback: np.ndarray) -> np.ndarray:
+    """Exactly ``k`` sorted indices: the chosen points, then (a label smaller than its share) the best-covered
+    of the rest in ``fallback`` order."""
+    picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    if len(picked) < k:
+        rest = fallback[~np.isin(fallback, picked)]
+        picked = np.concatenate([picked, rest[: k - len(picked)]])
+    return np.sort(picked[:k])
 
 
 @register_method
@@ -108,7 +160,7 @@ class HostCPFL(HostCP):
     params = {"batch_size": 64, "epochs": 3, "fraction": 0.1, "gamma": 0.1, "dim": 32, "lr": 0.1,
               "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "max_valid": 1000,
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
-              "suspects": "close", "solver": "fast"}
+              "suspects": "close", "solver": "fast", "readout": "per-budget"}
 
     def check(self) -> dict[str, Any]:
         c = self.config
@@ -125,6 +177,8 @@ class HostCPFL(HostCP):
             raise DataError(f"method {self.name!r}: detect must be one of {DETECT}, got {c['detect']!r}")
         if c["solver"] not in SOLVERS:
             raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
+        if c["readout"] not in READOUTS:
+            raise DataError(f"method {self.name!r}: readout must be one of {READOUTS}, got {c['readout']!r}")
         if c["suspects"] not in SUSPECTS:
             raise DataError(f"method {self.name!r}: suspects must be one of {SUSPECTS}, got {c['suspects']!r}")
         for key in ("opening", "label_aware", "freeze_phi"):
@@ -173,14 +227,15 @@ class HostCPFL(HostCP):
         run = self._start(data, learner, rng, c)
         size = int(c["batch_size"])
         agreement = np.zeros(n)
-        timing = {"solve_s": 0.0, "lookahead_s": 0.0, "readout_s": 0.0}
+        timing = {"solve_s": 0.0, "lookahead_s": 0.0, "readout_s": 0.0, "coverage_s": 0.0}
         for _ in range(int(c["epochs"])):
             chosen: list[np.ndarray] = []
             for idx in label_chunks(labels, rng.permutation(n), size, c["label_aware"]):
                 t0 = time.process_time()
                 old = self._old_columns(run, idx, chosen, c)
                 budget = c["fraction"] * len(idx)
-                r, rank = self._program(run, idx, old, budget, c)
+                with torch.set_grad_enabled(not c["freeze_phi"]):  # a frozen phi needs no derivative
+                    r, rank = self._program(run, idx, old, budget, c)
                 top = torch.topk(rank.detach(), max(1, round(budget))).indices
                 s = torch.zeros_like(r).index_put((top,), r[top] / r[top].detach().max().clamp_min(1e-12))
                 t1 = time.process_time()
@@ -193,14 +248,23 @@ class HostCPFL(HostCP):
                 timing["solve_s"] += t1 - t0
                 timing["lookahead_s"] += time.process_time() - t1
 
+        t0 = time.process_time()
         with torch.no_grad():
             run.phi.eval()
             coverage = coverage_scores(run.phi(run.x), labels, int(c["knn"]))
+        timing["coverage_s"] = time.process_time() - t0
         t0 = time.process_time()
         suspect = coverage < 0 if c["suspects"] != "keep" else np.zeros(n, dtype=bool)
         fallback = np.argsort(-coverage, kind="stable")  # best-covered first
         subsets = {}
-        for k in budgets:
+        if c["readout"] == "nested" and len(budgets):  # one pass at the largest budget serves every budget
+            k_max = int(max(budgets))
+            if c["suspects"] == "drop" and (~suspect).sum() >= k_max:
+                candidates, closed = np.flatnonzero(~suspect), np.zeros(n, dtype=bool)
+            else:
+                candidates, closed = np.arange(n), suspect if (~suspect).sum() >= k_max else np.zeros(n, dtype=bool)
+            subsets = self._nested_readout(run, candidates, closed, [int(k) for k in budgets], fallback, rng, c)
+        for k in budgets if c["readout"] == "per-budget" else ():
             if c["suspects"] == "drop" and (~suspect).sum() >= k:
                 subsets[int(k)] = self._readout(run, np.flatnonzero(~suspect), np.zeros(n, bool), int(k), fallback,
                                                 rng, c)
@@ -222,10 +286,9 @@ class HostCPFL(HostCP):
     @staticmethod
     def _agreement(run: Run, idx: np.ndarray) -> np.ndarray:
         """-dCE_valid(theta_hat)/dw at w = 1: each batch point's look-ahead validation-gradient agreement."""
-        w = torch.ones(len(idx), requires_grad=True)
-        loss = lookahead_valid_loss(run.model, run.theta, run.x[idx], run.y[idx], w, run.eta, run.xv, run.yv)
-        (grad,) = torch.autograd.grad(loss, w)
-        return -grad.numpy().astype(np.float64)
+        grad_w, _ = lookahead_gradient(run.model, run.theta, run.x[idx], run.y[idx], torch.ones(len(idx)), run.eta,
+                                       run.xv, run.yv)
+        return -grad_w.numpy().astype(np.float64)
 
     def _readout(self, run: Run, candidates: np.ndarray, closed: np.ndarray, k: int, fallback: np.ndarray,
                  rng: np.random.Generator, c: dict[str, Any]) -> np.ndarray:
@@ -234,14 +297,7 @@ class HostCPFL(HostCP):
         labels = run.y.numpy()
         chunks = label_chunks(labels, candidates[rng.permutation(len(candidates))],
                               int(c["batch_size"]), c["label_aware"])
-        quota = allot(k, np.array([len(chunk) for chunk in chunks]), floor_one=False)
-        if c["label_aware"]:  # class shares first (every class covered), then chunks within a class
-            chunk_label = np.array([labels[chunk[0]] for chunk in chunks])
-            present = np.unique(chunk_label)
-            per_label = allot(k, np.array([(labels[candidates] == lab).sum() for lab in present]), floor_one=True)
-            for lab, k_lab in zip(present, per_label):
-                mine = np.flatnonzero(chunk_label == lab)
-                quota[mine] = allot(int(k_lab), np.array([len(chunks[i]) for i in mine]))
+        quota = chunk_quotas(labels, candidates, chunks, k, c["label_aware"])
         chosen: list[np.ndarray] = []
         with torch.no_grad():
             for idx, k_chunk in zip(chunks, quota):
@@ -257,8 +313,38 @@ class HostCPFL(HostCP):
                 _, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), float(k_chunk), c, shut)
                 rank = rank.masked_fill(torch.as_tensor(shut), -np.inf)
                 chosen.append(idx[torch.topk(rank, k_chunk).indices.numpy()])
-        picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-        if len(picked) < k:  # a label smaller than its share: the best-covered of the rest fill in
-            rest = fallback[~np.isin(fallback, picked)]
-            picked = np.concatenate([picked, rest[: k - len(picked)]])
-        return np.sort(picked[:k])
+        return fill_up(chosen, k, fallback)
+
+    def _nested_readout(self, run: Run, candidates: np.ndarray, closed: np.ndarray, ks: list[int],
+                        fallback: np.ndarray, rng: np.random.Generator, c: dict[str, Any]) -> dict[int, np.ndarray]:
+        """Every budget from one online pass (``readout="nested"``): each chunk's program is solved once, with
+        its share of the largest budget (those points become the old columns of later chunks, as in the
+        per-budget readout at that budget), and the chunk's points are ranked by u, ties by coverage r; a
+        budget k takes the top of each chunk's ranking up to the chunk's share of k. Subsets are then nested
+        in k only up to the shares' rounding, and a small budget's picks come from a program sized for the
+        largest: the per-budget readout (the default) re-solves every chunk at every budget instead."""
+        labels = run.y.numpy()
+        chunks = label_chunks(labels, candidates[rng.permutation(len(candidates))],
+                              int(c["batch_size"]), c["label_aware"])
+        k_max = max(ks)
+        quota_max = chunk_quotas(labels, candidates, chunks, k_max, c["label_aware"])
+        chosen: list[np.ndarray] = []
+        orders: list[np.ndarray] = []  # per chunk: its open points, best first
+        with torch.no_grad():
+            for idx, k_chunk in zip(chunks, quota_max):
+                shut = closed[idx]
+                n_open = int((~shut).sum())
+                if n_open == 0:
+                    orders.append(idx[:0])
+                    continue
+                budget = float(min(max(int(k_chunk), 1), n_open))
+                r, rank = self._program(run, idx, self._old_columns(run, idx, chosen, c), budget, c, shut)
+                order = np.lexsort((-r.numpy(), -rank.numpy()))  # by u, then by coverage
+                orders.append(idx[order[~shut[order]]])
+                if k_chunk:
+                    chosen.append(orders[-1][: int(k_chunk)])
+        subsets = {}
+        for k in ks:
+            quota = chunk_quotas(labels, candidates, chunks, k, c["label_aware"])
+            subsets[k] = fill_up([order[: int(q)] for order, q in zip(orders, quota)], k, fallback)
+        return subsets

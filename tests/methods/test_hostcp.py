@@ -205,3 +205,23 @@ def test_selector_moves_only_on_a_nonzero_gradient(method, monkeypatch):
     phi, before = made[0]
     unchanged = all(torch.equal(p, before[k]) for k, p in phi.named_parameters())
     assert unchanged == (method == "hostcp-lp")
+
+
+@pytest.mark.parametrize("model", [nn.Linear(5, 3), nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))],
+                         ids=["linear-closed-form", "mlp-vmap"])
+def test_fused_lookahead_gradient_equals_the_double_backward(model):
+    """lookahead_gradient (per-sample gradients, no second-order graph) against autograd through
+    lookahead_valid_loss, and its step against the gradient of the weighted batch loss."""
+    from valbench.methods.hostcp.faithful import lookahead_gradient, weighted_loss
+
+    g = torch.Generator().manual_seed(0)
+    xb, xv = torch.randn(9, 5, generator=g), torch.randn(20, 5, generator=g)
+    yb, yv = torch.randint(0, 3, (9,), generator=g), torch.randint(0, 3, (20,), generator=g)
+    theta = {k: torch.randn(v.shape, generator=g) * 0.3 for k, v in model.named_parameters()}
+    s = torch.rand(9, generator=g).requires_grad_(True)
+    lookahead_valid_loss(model, theta, xb, yb, s, 0.7, xv, yv).backward()
+    grad_s, step = lookahead_gradient(model, theta, xb, yb, s, 0.7, xv, yv)
+    assert torch.allclose(grad_s, s.grad, atol=1e-6, rtol=1e-4)
+    params = {k: v.clone().requires_grad_(True) for k, v in theta.items()}
+    expected = torch.autograd.grad(weighted_loss(model, params, xb, yb, s.detach()), list(params.values()))
+    assert torch.allclose(step, torch.cat([e.flatten() for e in expected]), atol=1e-6)

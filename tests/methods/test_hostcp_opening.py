@@ -79,3 +79,39 @@ def test_bad_shapes_and_budget_are_named():
         solve_opening(d_new, d_old[:3], 1.0)
     with pytest.raises(ValueError, match="solver"):
         solve_opening(d_new, d_old, 1.0, "scs")
+
+
+@pytest.mark.parametrize("b, b_old, budget, scale, seed", [(64, 16, 6.0, 0.1, 0), (64, 16, 6.0, 0.1, 1),
+                                                           (40, 16, 3.0, 0.05, 2), (30, 16, 29.0, 0.1, 3),
+                                                           (24, 8, 2.0, 1.0, 4)])
+def test_screened_solve_is_the_full_program_optimum(b, b_old, budget, scale, seed):
+    """The working-set (column generation) solve against Clarabel on the whole program: the same optimum
+    (objective to 1e-7 relative; solutions to the interior point's accuracy), with its certificate checked."""
+    from valbench.methods.hostcp import opening
+
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(b + b_old, 5, generator=g, dtype=torch.float64)
+    d = torch.cdist(f, f)
+    d = (d / (scale * d[:b, :b].sum() / (b * (b - 1))))[:b].numpy()
+    z, u, _ = opening.screened_solve(d[:, :b], d[:, b:], budget)
+    z_ref, u_ref = opening.clarabel_solve(d[:, :b], d[:, b:], budget)
+
+    def objective(z_, u_):
+        return (d * z_).sum() + 0.5 * ((z_ ** 2).sum() + (u_ ** 2).sum())
+
+    assert abs(objective(z, u) - objective(z_ref, u_ref)) <= 1e-7 * abs(objective(z_ref, u_ref))
+    assert np.abs(z - z_ref).max() < 1e-4 and np.abs(u - u_ref).max() < 1e-4
+    assert np.allclose(z.sum(1), 1, atol=1e-8) and u.sum() <= budget + 1e-8 and (z[:, :b] <= u + 1e-8).all()
+
+
+def test_screened_solve_grows_its_working_set_and_falls_back(monkeypatch):
+    from valbench.methods.hostcp import opening
+
+    d_new, d_old = (t.numpy() for t in distances(20, 6, 5, scale=1.0))  # strong smoothing: wide supports
+    z_ref, u_ref = opening.clarabel_solve(d_new, d_old, 4.0)
+    monkeypatch.setattr(opening, "SCREEN_NEAREST", 2)
+    z, u, rounds = opening.screened_solve(d_new, d_old, 4.0)
+    assert 0 < rounds < opening.SCREEN_ROUNDS and np.abs(z - z_ref).max() < 1e-4
+    monkeypatch.setattr(opening, "SCREEN_ROUNDS", 1)  # no second round allowed: the full program
+    z, u, rounds = opening.screened_solve(d_new, d_old, 4.0)
+    assert rounds == 1 and np.array_equal(z, z_ref) and np.array_equal(u, u_ref)

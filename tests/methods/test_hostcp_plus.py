@@ -44,6 +44,18 @@ def test_flipped_label_is_most_suspect_never_selected_and_every_class_is_covered
         assert set(data.y_train[valuation.subsets[k]]) == {0, 1, 2}  # every class has a representative
 
 
+def test_nested_readout_serves_every_budget_from_one_pass():
+    data = clusters()
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    budgets = [3, 6, 12]
+    valuation = get_method("hostcp-fl")(**FAST, readout="nested").fit(data, learner, seed=0, budgets=budgets)
+    valuation.validate("hostcp-fl", data.n_train, budgets)
+    for k in budgets:
+        assert 0 not in valuation.subsets[k]
+        assert set(data.y_train[valuation.subsets[k]]) == {0, 1, 2}
+    assert set(valuation.subsets[3]) <= set(valuation.subsets[6]) <= set(valuation.subsets[12])  # equal shares here
+
+
 def test_the_paper_program_without_labels_misses_classes_at_a_small_budget():
     """The contrast: with neither opening variables nor label awareness (k-centre-like selection), some
     seed leaves a class out at k = 3; the label-aware variant never does (the test above)."""
@@ -68,7 +80,7 @@ def test_same_seed_same_result():
 @pytest.mark.parametrize("bad, message", [({"detect": "loss"}, "detect"), ({"fraction": 1.5}, "fraction"),
                                           ({"suspects": "hide"}, "suspects"), ({"opening": "yes"}, "opening"),
                                           ({"batch_size": 1}, "batch_size"), ({"solver": "scs"}, "solver"),
-                                          ({"gamma": 0}, "gamma")])
+                                          ({"gamma": 0}, "gamma"), ({"readout": "greedy"}, "readout")])
 def test_bad_parameters_fail_before_any_work(bad, message):
     data = clusters()
     learner = LogisticRegression(data.n_features, data.n_classes)
@@ -92,6 +104,32 @@ def test_coverage_scores_sign():
     y = np.array([0, 0, 0, 1, 1, 1])  # the last point sits among label 0
     scores = coverage_scores(f, y, knn=2)
     assert scores[5] < 0 < scores[:5].min()
+
+
+def dense_coverage(f: torch.Tensor, y: np.ndarray, knn: int) -> np.ndarray:
+    """The definition on the full N x N distance matrix (the implementation before the blocked search)."""
+    dist = torch.cdist(f, f).double().fill_diagonal_(float("inf"))
+    same = torch.as_tensor(y[:, None] == y[None, :])
+
+    def nearest(mask):
+        k = max(int(min(knn, mask.sum(1).min().item())), 1)
+        vals = torch.topk(torch.where(mask, dist, torch.inf), k, largest=False).values
+        return torch.where(torch.isfinite(vals), vals, torch.nan).nanmean(1)
+
+    d_same, d_other = nearest(same), nearest(~same)
+    d_same = torch.nan_to_num(d_same, nan=float(dist[torch.isfinite(dist)].max()))
+    return ((d_other - d_same) / (d_other + d_same).clamp_min(1e-12)).numpy()
+
+
+@pytest.mark.parametrize("n, classes, knn", [(300, 4, 10), (120, 3, 50), (40, 5, 3)])
+def test_blocked_coverage_equals_the_dense_definition(monkeypatch, n, classes, knn):
+    import valbench.methods.hostcp.variants as variants
+
+    monkeypatch.setattr(variants, "BLOCK_ENTRIES", 7 * n)  # blocks of 7 rows: many blocks per label
+    f = torch.randn(n, 6, generator=torch.Generator().manual_seed(n))
+    y = np.random.default_rng(n).integers(0, classes, n)
+    y[0] = classes  # a label with a single point
+    assert np.allclose(coverage_scores(f, y, knn), dense_coverage(f, y, knn), atol=1e-6)
 
 
 def test_allot_and_label_chunks():
