@@ -19,6 +19,9 @@ the classifier on the validation loss. It changes what the diagnosis of the fait
 * **A metric that starts sensible**: phi(x) = x + g(x), g = Linear -> ReLU -> Linear with the last layer
   initialised at zero, so the program starts from raw distances (where facility location is known to work)
   and the look-ahead learns a correction; ``freeze_phi=True`` never updates it (the ablation).
+* **The outer loss** (``outer``): ``"lookahead"`` (the paper's one SGD step) or ``"hypergradient"`` (the exact
+  gradient of the validation loss of the logreg learner retrained on the pass's weighted selection,
+  methods/hostcp/hypergradient.py); whether either beats ``freeze_phi=True``: benchmarks/hostcp_learning.py.
 * **A readout for every budget**: after training, the online program is run once per requested budget k
   with phi fixed (each class gets k n_c / n of it, largest remainders), so a 5 % subset is a 5 % selection,
   not a trimmed 15 % one.
@@ -108,7 +111,7 @@ class HostCPFL(HostCP):
     params = {"batch_size": 64, "epochs": 3, "fraction": 0.1, "gamma": 0.1, "dim": 32, "lr": 0.1,
               "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "max_valid": 1000,
               "opening": True, "label_aware": True, "freeze_phi": False, "detect": "coverage", "knn": 10,
-              "suspects": "close", "solver": "fast"}
+              "suspects": "close", "solver": "fast", "outer": "lookahead"}
 
     def check(self) -> dict[str, Any]:
         c = self.config
@@ -125,6 +128,7 @@ class HostCPFL(HostCP):
             raise DataError(f"method {self.name!r}: detect must be one of {DETECT}, got {c['detect']!r}")
         if c["solver"] not in SOLVERS:
             raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
+        self._check_outer(c)
         if c["suspects"] not in SUSPECTS:
             raise DataError(f"method {self.name!r}: suspects must be one of {SUSPECTS}, got {c['suspects']!r}")
         for key in ("opening", "label_aware", "freeze_phi"):
@@ -176,6 +180,8 @@ class HostCPFL(HostCP):
         timing = {"solve_s": 0.0, "lookahead_s": 0.0, "readout_s": 0.0}
         for _ in range(int(c["epochs"])):
             chosen: list[np.ndarray] = []
+            if run.hyper is not None:
+                run.hyper.new_pass()
             for idx in label_chunks(labels, rng.permutation(n), size, c["label_aware"]):
                 t0 = time.process_time()
                 old = self._old_columns(run, idx, chosen, c)
@@ -187,7 +193,7 @@ class HostCPFL(HostCP):
                 agreement[idx] += self._agreement(run, idx)
                 xb, yb = run.x[idx], run.y[idx]
                 if not c["freeze_phi"]:
-                    self._selector_step(run, xb, yb, s)
+                    self._outer_step(run, idx, s)
                 self._model_step(run, xb, yb, s.detach())
                 chosen.append(idx[top.numpy()])
                 timing["solve_s"] += t1 - t0
@@ -215,7 +221,7 @@ class HostCPFL(HostCP):
         else:
             scores = (rankdata(coverage) + rankdata(agreement)) / (2 * n)
         extra = {**{k: round(v, 4) for k, v in timing.items()}, "final_valid_loss": run.valid_loss(),
-                 "suspects": int((coverage < 0).sum())}
+                 "suspects": int((coverage < 0).sum()), **self._outer_extra(run)}
         return Valuation(scores=np.asarray(scores, dtype=np.float64), subsets=subsets, utility_evals=0,
                          extra=extra)
 
