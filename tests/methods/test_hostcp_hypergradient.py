@@ -98,6 +98,9 @@ def test_hostcp_with_the_hypergradient_learns_phi_and_returns_exact_budgets(name
     assert np.isfinite(valuation.extra["hyper_valid_loss"])
     again = get_method(name)(**FAST, outer="hypergradient").fit(data, learner, seed=0, budgets=budgets)
     assert all(np.array_equal(valuation.subsets[k], again.subsets[k]) for k in budgets)  # deterministic
+    if name == "hostcp-fl":  # the hypergradient moved phi, hence the coverage scores
+        frozen = get_method(name)(**FAST, freeze_phi=True).fit(data, learner, seed=0, budgets=budgets)
+        assert not np.allclose(valuation.scores, frozen.scores)
 
 
 def test_hypergradient_refuses_a_non_convex_learner_and_unknown_outer():
