@@ -87,7 +87,7 @@ def test_outer_step_differentiates_the_normalised_pool_weights():
     assert s.grad[1] == 0 and s.grad[4] == 0  # unselected points carry no gradient (as in the look-ahead)
 
 
-@pytest.mark.parametrize("name", ["hostcp-fl", "hostcp"])
+@pytest.mark.parametrize("name", ["hostcp-fl-hypergradient", "hostcp"])
 def test_hostcp_with_the_hypergradient_learns_phi_and_returns_exact_budgets(name):
     data = blobs(n_train=96, n_valid=30, n_classes=3, dim=4, seed=0)
     learner = LogisticRegression(data.n_features, data.n_classes)
@@ -98,15 +98,15 @@ def test_hostcp_with_the_hypergradient_learns_phi_and_returns_exact_budgets(name
     assert np.isfinite(valuation.extra["hyper_valid_loss"])
     again = get_method(name)(**FAST, outer="hypergradient").fit(data, learner, seed=0, budgets=budgets)
     assert all(np.array_equal(valuation.subsets[k], again.subsets[k]) for k in budgets)  # deterministic
-    if name == "hostcp-fl":  # the hypergradient moved phi, hence the coverage scores
-        frozen = get_method(name)(**FAST, freeze_phi=True).fit(data, learner, seed=0, budgets=budgets)
+    if name == "hostcp-fl-hypergradient":  # the hypergradient moved phi, hence the coverage scores
+        frozen = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=0, budgets=budgets)
         assert not np.allclose(valuation.scores, frozen.scores)
 
 
 def test_hypergradient_refuses_a_non_convex_learner_and_unknown_outer():
     data = blobs(n_train=40, n_classes=3, dim=4)
     with pytest.raises(MethodError, match="logreg"):
-        get_method("hostcp-fl")(**FAST, outer="hypergradient").fit(data, MLP(data.n_features, 3), seed=0,
+        get_method("hostcp-fl-hypergradient")(**FAST).fit(data, MLP(data.n_features, 3), seed=0,
                                                                    budgets=[4])
     with pytest.raises(DataError, match="outer"):
         get_method("hostcp-fl")(outer="exact").check()
