@@ -85,7 +85,7 @@ def load(out: Path) -> pd.DataFrame:
                 rows.append({"run": run_dir.name, "method": r["method"], "dataset": r["dataset"], "seed": r["seed"],
                              "budget": b["budget"], "k": b["k"], "accuracy": b["accuracy"],
                              "noisy_selected": b["noisy_selected"], "mislabel_auc": r["mislabel_auc"],
-                             "wall_s": r["wall_s"], "full_accuracy": r["full_accuracy"]})
+                             "wall_s": r["wall_s"], "cpu_s": r.get("cpu_s"), "full_accuracy": r["full_accuracy"]})
     return pd.DataFrame(rows)
 
 

@@ -101,6 +101,38 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.T
     return x
 
 
+def logreg_reg(n_classes: int, n_features: int, l2: float, damping: float) -> torch.Tensor:
+    """The regulariser's diagonal shaped like theta (C x (d+1)): the learner's l2 on the weights (not on the
+    bias), plus ``damping`` everywhere."""
+    reg = torch.full((n_classes, n_features + 1), l2, dtype=torch.float64)
+    reg[:, -1] = 0.0
+    return reg + damping
+
+
+def solve_logreg_hessian(p: torch.Tensor, x1: torch.Tensor, weight: torch.Tensor, reg: torch.Tensor,
+                         rhs: torch.Tensor, max_exact_params: int, cg_tol: float = 1e-10) -> tuple[torch.Tensor, str]:
+    """``H^{-1} rhs`` for softmax regression's weighted Hessian, and the solver used ("exact" or "cg").
+
+    H = sum_k weight_k (diag p_k - p_k p_k^T) (x) x~_k x~_k^T + diag(reg), with ``p`` (n x C) the predicted
+    probabilities, ``x1`` (n x (d+1)) the augmented inputs, ``reg`` and ``rhs`` shaped like theta (C x (d+1)).
+    A dense solve up to ``max_exact_params`` parameters, conjugate gradients on closed-form
+    Hessian-vector products beyond, to a relative residual ``cg_tol`` (no C(d+1) x C(d+1) matrix is formed).
+    """
+    c, d1 = rhs.shape
+    if c * d1 <= max_exact_params:
+        # H[(a, i), (b, j)] = sum_k w_k (delta_ab p_ka - p_ka p_kb) x_ki x_kj  (+ reg on the diagonal)
+        cov = (torch.diag_embed(p) - p[:, :, None] * p[:, None, :]) * weight[:, None, None]   # n x C x C
+        h = torch.einsum("kab,ki,kj->aibj", cov, x1, x1).reshape(c * d1, c * d1)
+        h += torch.diag(reg.reshape(-1))
+        return torch.linalg.solve(h, rhs.reshape(-1)).reshape(c, d1), "exact"
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        a = x1 @ v.T                                                        # n x C: x~_k . v_a
+        b = p * a - p * (p * a).sum(1, keepdim=True)                        # (diag p - p p^T) a
+        return (b * weight[:, None]).T @ x1 + reg * v
+    return conjugate_gradient(hvp, rhs, tol=cg_tol), "cg"
+
+
 def influence_values(theta: torch.Tensor, data: Dataset, l2: float, damping: float,
                      max_exact_params: int) -> tuple[np.ndarray, str]:
     """Values of every train point for the softmax regression ``theta`` (C x (d+1)); and the solver used."""
@@ -109,23 +141,9 @@ def influence_values(theta: torch.Tensor, data: Dataset, l2: float, damping: flo
     p, resid = _residuals(theta, x1, data.y_train)
     _, resid_v = _residuals(theta, xv1, data.y_valid)
     grad_val = resid_v.T @ xv1 / len(xv1)                                   # C x (d+1)
-    reg = torch.full((c, d1), l2, dtype=torch.float64)
-    reg[:, -1] = 0.0                                                        # the bias is not regularised
-    reg += damping
-    if c * d1 <= max_exact_params:
-        # H[(a, i), (b, j)] = (1/n) sum_k (delta_ab p_ka - p_ka p_kb) x_ki x_kj  (+ reg on the diagonal)
-        cov = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]           # n x C x C
-        h = torch.einsum("kab,ki,kj->aibj", cov, x1, x1).reshape(c * d1, c * d1) / n
-        h += torch.diag(reg.reshape(-1))
-        s = torch.linalg.solve(h, grad_val.reshape(-1)).reshape(c, d1)
-        solver = "exact"
-    else:
-        def hvp(v: torch.Tensor) -> torch.Tensor:
-            a = x1 @ v.T                                                    # n x C: x~_k . v_a
-            b = p * a - p * (p * a).sum(1, keepdim=True)                    # (diag p - p p^T) a
-            return b.T @ x1 / n + reg * v
-        s = conjugate_gradient(hvp, grad_val)
-        solver = "cg"
+    reg = logreg_reg(c, d1 - 1, l2, damping)
+    s, solver = solve_logreg_hessian(p, x1, torch.full((n,), 1.0 / n, dtype=torch.float64), reg, grad_val,
+                                     max_exact_params)
     raw = ((resid @ s) * x1).sum(1)                                         # g_i . s, without forming g_i
     return ((raw - raw.mean()) / n).numpy(), solver
 

@@ -43,6 +43,9 @@ Choices of ours (the paper leaves them open or the authors' code differs):
   0.2): on seeds 0-4 (benchmarks/hostcp_solver_quality.py, 500 train points) the authors' were worse on
   digits and mnist (subset accuracy -0.06 and -0.04, about 2 standard errors; mislabel AUC -0.03 on all
   three datasets). With the fast solver both fit in ``make bench``.
+* ``outer="hypergradient"`` (ours; the paper's ``"lookahead"`` stays the default) replaces the look-ahead
+  by the exact gradient of the validation loss of the learner retrained to optimum on the pass's weighted
+  selection (implicit differentiation; methods/hostcp/hypergradient.py). It needs the convex logreg learner.
 * The online selection is sequential (a batch's old points are the earlier batches' selections, and phi
   changes after every batch), so mini-batches are solved one at a time; the solver's batching serves
   tests, benchmarks and variants that solve independent programs.
@@ -60,9 +63,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-from valbench.learners import Learner
-from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, MethodError, Valuation, ValuationMethod
 from valbench.registry import register_method
+from valbench.methods.hostcp.hypergradient import OUTERS, OuterHypergradient
 from valbench.methods.hostcp.layer import MODES, SOLVERS, solve_facility
 
 
@@ -213,6 +217,7 @@ class Run:
     eta: float
     weight_decay: float
     step_cache: tuple[torch.Tensor, torch.Tensor] | None = None  # (batch, step) of the last selector step
+    hyper: OuterHypergradient | None = None  # outer="hypergradient": the retrained learner's state
 
     def valid_loss(self) -> float:
         with torch.no_grad():
@@ -228,7 +233,7 @@ class HostCP(ValuationMethod):
     family = "set-selection"
     params = {"batch_size": 32, "epochs": 3, "fraction": 0.15, "tau": 0.9, "gamma": 0.1, "dim": 32,
               "lr": 0.1, "lr_selector": 1e-2, "weight_decay": 5e-4, "neighbours": 16, "mode": "qp",
-              "max_valid": 1000, "pad": "far", "solver": "fast"}
+              "max_valid": 1000, "pad": "far", "solver": "fast", "outer": "lookahead"}
 
     def check(self) -> dict[str, Any]:
         c = self.config
@@ -236,6 +241,7 @@ class HostCP(ValuationMethod):
             raise DataError(f"method {self.name!r}: mode must be one of {MODES}, got {c['mode']!r}")
         if c["solver"] not in SOLVERS:
             raise DataError(f"method {self.name!r}: solver must be one of {SOLVERS}, got {c['solver']!r}")
+        self._check_outer(c)
         if c["pad"] not in ("far", "origin"):
             raise DataError(f"method {self.name!r}: pad must be 'far' or 'origin', got {c['pad']!r}")
         if not 0 < c["fraction"] < 1:
@@ -247,16 +253,26 @@ class HostCP(ValuationMethod):
             raise DataError(f"method {self.name!r}: batch_size must be >= 2 (BatchNorm), got {c['batch_size']}")
         return c
 
+    def _check_outer(self, c: dict[str, Any]) -> None:
+        if c["outer"] not in OUTERS:
+            raise DataError(f"method {self.name!r}: outer must be one of {OUTERS}, got {c['outer']!r}")
+
     def _start(self, data: Dataset, learner: Learner, rng: np.random.Generator, c: dict[str, Any]) -> "Run":
         """The state of one fit: tensors, the validation subsample, the model theta, phi and its optimiser."""
+        if c["outer"] == "hypergradient" and not isinstance(learner, LogisticRegression):
+            raise MethodError(f"method {self.name!r}: outer='hypergradient' needs the logreg learner (its exact "
+                              f"hypergradient assumes a convex learner), got {learner.name!r}")
         keep_valid = rng.permutation(len(data.y_valid))[: int(c["max_valid"])]
         model = learner.build()
         phi = self._feature_map(data.n_features, c)
-        return Run(x=torch.as_tensor(data.x_train), y=torch.as_tensor(data.y_train),
+        run = Run(x=torch.as_tensor(data.x_train), y=torch.as_tensor(data.y_train),
                    xv=torch.as_tensor(data.x_valid[keep_valid]), yv=torch.as_tensor(data.y_valid[keep_valid]),
                    model=model, theta={k: v.detach().clone() for k, v in model.named_parameters()}, phi=phi,
                    opt_phi=torch.optim.Adam(phi.parameters(), lr=c["lr_selector"], weight_decay=c["weight_decay"]),
                    eta=c["lr"], weight_decay=c["weight_decay"])
+        if c["outer"] == "hypergradient":
+            run.hyper = OuterHypergradient(run.x, run.y, run.xv, run.yv, data.n_classes, learner.l2)
+        return run
 
     def _feature_map(self, n_features: int, c: dict[str, Any]) -> nn.Module:
         return feature_map(n_features, int(c["dim"]))
@@ -279,6 +295,28 @@ class HostCP(ValuationMethod):
                 run.opt_phi.step()  # a zero gradient (the LP's) moves nothing: see "Choices of ours"
             t3 = time.process_time()
         return t2b, t3
+
+    def _outer_step(self, run: "Run", idx: np.ndarray, xb: torch.Tensor, yb: torch.Tensor,
+                    s: torch.Tensor) -> tuple[float, float]:
+        """One phi step on the configured outer loss: the paper's look-ahead, or the exact hypergradient of the
+        learner retrained on the pass's selection (methods/hostcp/hypergradient.py). Returns the clock as
+        :meth:`_selector_step` does."""
+        if run.hyper is None:
+            return self._selector_step(run, xb, yb, s)  # the same xb: the model step reuses its step
+        run.opt_phi.zero_grad()
+        t2b = time.process_time()
+        if s.requires_grad:
+            run.hyper.backward(idx, s)
+            if any(bool(p.grad.any()) for p in run.phi.parameters() if p.grad is not None):
+                run.opt_phi.step()
+        else:
+            run.hyper.add(idx, s)
+        return t2b, time.process_time()
+
+    @staticmethod
+    def _outer_extra(run: "Run") -> dict[str, float]:
+        """The retrained learner's last validation loss, under outer="hypergradient"."""
+        return {} if run.hyper is None else {"hyper_valid_loss": run.hyper.last_loss}
 
     @staticmethod
     def _model_step(run: "Run", xb: torch.Tensor, yb: torch.Tensor, s: torch.Tensor) -> None:
@@ -319,6 +357,8 @@ class HostCP(ValuationMethod):
                 batches.pop()
             previous = np.concatenate(selected) if selected else np.zeros(0, dtype=np.int64)
             selected = []
+            if run.hyper is not None:
+                run.hyper.new_pass()
             for idx in batches:
                 t0 = time.process_time()
                 xb, yb = x[idx], y[idx]
@@ -329,6 +369,8 @@ class HostCP(ValuationMethod):
                     scores[idx] += 1.0
                     last_r[idx] = 1.0
                     selected.append(idx)
+                    if run.hyper is not None:
+                        run.hyper.add(idx, torch.ones(len(idx)))
                     continue
                 with torch.inference_mode():  # exact nearest-selected search under the current phi
                     phi.eval()
@@ -339,7 +381,7 @@ class HostCP(ValuationMethod):
                 s, r = select_batch(phi, xb, x[old], n_old, c["fraction"], mode, c["gamma"], tau, c["pad"],
                                     c["solver"])
                 t2 = time.process_time()
-                t2b, t3 = self._selector_step(run, xb, yb, s)
+                t2b, t3 = self._outer_step(run, idx, xb, yb, s)
                 self._model_step(run, xb, yb, s.detach())
                 s_np, r_np = s.detach().numpy().astype(np.float64), r.detach().numpy().astype(np.float64)
                 scores[idx] += s_np
@@ -358,7 +400,7 @@ class HostCP(ValuationMethod):
         subsets = budget_subsets(final, scores, budgets)
         extra = {**{k: round(v, 4) for k, v in timing.items()}, "n_selected": len(final),
                  "n_selected_per_epoch": ",".join(map(str, n_selected_per_epoch)), "mode": mode,
-                 "solver": c["solver"], "final_valid_loss": run.valid_loss()}
+                 "solver": c["solver"], "final_valid_loss": run.valid_loss(), **self._outer_extra(run)}
         return Valuation(scores=scores, subsets=subsets, utility_evals=0, extra=extra)
 
 

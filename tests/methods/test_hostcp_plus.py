@@ -94,8 +94,8 @@ def test_the_learned_metric_starts_at_the_identity_and_moves():
     assert torch.equal(phi(x), x)
     data = clusters()
     learner = LogisticRegression(data.n_features, data.n_classes)
-    learned = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=0, budgets=[3])
-    frozen = get_method("hostcp-fl")(**FAST, freeze_phi=True).fit(data, learner, seed=0, budgets=[3])
+    learned = get_method("hostcp-fl-lookahead")(**FAST).fit(data, learner, seed=0, budgets=[3])
+    frozen = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=0, budgets=[3])  # frozen by default
     assert not np.allclose(learned.scores, frozen.scores)  # the look-ahead changed phi, hence the distances
 
 
