@@ -16,6 +16,7 @@ from pathlib import Path
 
 from valbench.cache import default_cache_dir
 from valbench.grid import GridConfig, parse_assignment
+from valbench.learners import LEARNERS
 from valbench.protocol import DataError
 from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_installed,
                             load_plugins)
@@ -47,13 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_csv(int))
     run.add_argument("--noise", type=_csv(float), help="label-noise rates in [0, 1)")
     run.add_argument("--budgets", type=_csv(float), help="subset sizes: fractions in (0, 1] or point counts")
-    run.add_argument("--learner", choices=["logreg", "mlp"])
+    run.add_argument("--learner", choices=sorted(LEARNERS),
+                     help="logreg (default), mlp, or cnn (image datasets; settings in a config's [learner])")
     run.add_argument("--set", action="append", default=[], metavar="METHOD.PARAM=V[,V]",
                      help="method parameter (lists expand the grid)")
     run.add_argument("--data", action="append", default=[], metavar="DATASET.PARAM=V[,V]",
                      help="dataset parameter, e.g. digits.n_train=500")
     run.add_argument("--time-limit", type=float, help="seconds per cell before it is marked timed out")
-    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="cells run in parallel on this machine (capped at its CPU cores; -1: one per core)")
     run.add_argument("--backend", choices=["local", "dask"], default="local",
                      help="local: loky processes on this machine; dask: a dask.distributed cluster")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -130,6 +133,16 @@ def check_run_args(args: argparse.Namespace) -> None:
         raise DataError(f"--out {args.out}: {existing} exists and is not a directory")
     if not os.access(existing, os.W_OK):
         raise DataError(f"--out {args.out}: {existing} is not writable")
+    cores = available_cores()
+    if args.backend == "local" and args.jobs > cores:
+        print(f"warning: --jobs {args.jobs} exceeds this machine's {cores} CPU cores; running {cores} cells at a "
+              "time (a cluster takes more through --backend dask)", file=sys.stderr)
+        args.jobs = cores
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one, e.g. in a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def command_run(args: argparse.Namespace) -> None:
@@ -138,8 +151,11 @@ def command_run(args: argparse.Namespace) -> None:
     client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()
     run_id = args.run_id or "run-" + hashlib.sha256("".join(sorted(c.key for c in cells)).encode()).hexdigest()[:10]
-    run_dir = run_directory(args.out, run_id)
-    (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+    try:  # the first write: a folder that cannot be made or written is a usage error, before any cell
+        run_dir = run_directory(args.out, run_id)
+        (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+    except OSError as err:
+        raise DataError(f"--out {args.out}: cannot create or write the run directory ({err.strerror or err})") from err
     print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
     try:
         counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,

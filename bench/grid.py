@@ -12,15 +12,16 @@ import hashlib
 import inspect
 import itertools
 import json
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valbench.learners import LEARNERS, make_learner
+from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
 from valbench.protocol import DataError
-from valbench.registry import get_dataset, get_method
+from valbench.registry import get_dataset, get_method, image_datasets
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class GridConfig:
                 raise DataError(f"`{name}` must be a list of {what}, got {values!r}")
         if not self.methods or not self.datasets:
             raise DataError("the grid needs at least one method and one dataset")
+        for name in ("methods", "datasets", "seeds", "noise", "budgets"):
+            setattr(self, name, drop_duplicates(name, getattr(self, name)))
         for name in self.datasets:
             get_dataset(name)
         for name in self.methods:
@@ -143,8 +146,12 @@ class GridConfig:
                                     f"{type(err).__name__}: {first_line}") from err
                 budget_sizes(self.budgets, data.n_train, name)
                 learner = {k: v for k, v in self.learner.items() if k != "name"}
+                learner_name = self.learner.get("name", "logreg")
+                if learner_name in IMAGE_LEARNERS and data.meta.get("image_shape") is None:
+                    raise DataError(f"learner {learner_name!r} needs images, but dataset {name!r} carries no image "
+                                    f"shape; datasets with one: {', '.join(image_datasets()) or 'none registered'}")
                 try:
-                    make_learner(self.learner.get("name", "logreg"), data.n_features, data.n_classes, **learner)
+                    learner_for(learner_name, data, **learner)
                 except (TypeError, ValueError) as err:
                     raise DataError(f"learner {self.learner}: {err}") from err
 
@@ -169,6 +176,17 @@ class GridConfig:
 SEED_MAX = 2**32 - 2  # numpy and scikit-learn seeds are 32-bit; the splits use seed + 1
 
 
+def drop_duplicates(name: str, values: list[Any]) -> list[Any]:
+    """``values`` with repeats removed (first occurrence kept), and a one-line warning naming them: a repeated
+    seed or method would run the same cells twice and count them twice in every statistic."""
+    unique = list(dict.fromkeys(values))
+    if len(unique) < len(values):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+        print(f"warning: {name} {', '.join(map(str, repeated))} given more than once; each runs once",
+              file=sys.stderr)
+    return unique
+
+
 def check_seeds(seeds: list[Any]) -> None:
     """Seeds are whole numbers in [0, 2**32 - 2], at least one."""
     if not seeds:
@@ -184,7 +202,7 @@ def check_learner(learner: dict[str, Any]) -> None:
     if name not in LEARNERS:
         raise DataError(f"unknown learner {name!r}; valid: {sorted(LEARNERS)}")
     _check_keywords(f"learner {name!r}", LEARNERS[name], {k for k in learner if k != "name"},
-                    exclude={"self", "n_features", "n_classes", "seed"})
+                    exclude={"self", "n_features", "n_classes", "seed", "image_shape"})
 
 
 def check_dataset_params(name: str, params: dict[str, Any]) -> None:

@@ -75,7 +75,7 @@ class Labels:
 
     @staticmethod
     def family(record: dict) -> str:
-        """The method's family (:data:`bench.protocol.FAMILIES`): as recorded, else from the registry, else guessed."""
+        """The method's family (:data:`valbench.protocol.FAMILIES`): as recorded, else from the registry, else guessed."""
         return method_family(record["method"], record.get("family"))
 
 

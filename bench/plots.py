@@ -252,7 +252,7 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
 
 
 def rank_figure(analysis, path: Path, regime: str = "") -> Path:
-    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot);
+    """The critical-difference diagram of a :class:`valbench.stats.RankAnalysis` (autorank's Nemenyi CD plot);
     ``regime`` (e.g. "clean labels") heads the title when a run ranks several regimes separately."""
     from autorank import plot_stats
 

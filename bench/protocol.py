@@ -27,7 +27,7 @@ class Dataset:
     """Train / valid / test splits of one classification task, with the train labels' noise recorded.
 
     Features are float32 ``(n, d)``, labels int64 in ``[0, n_classes)``. ``noisy_mask[i]`` is True where
-    train label ``i`` was flipped by :mod:`datasets.noise`; ``y_train_clean`` keeps the original labels.
+    train label ``i`` was flipped by :mod:`valbench.datasets.noise`; ``y_train_clean`` keeps the original labels.
     """
 
     name: str

@@ -30,8 +30,8 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
 
 
 def verdict_lines(records: list[dict]) -> str:
-    """Markdown, per regime: a bullet per dataset from :func:`bench.stats.near_best_lines`, and under it the
-    attribution sentence (:func:`bench.stats.attribution_line`) where the run has hostcp-fl or pipelines."""
+    """Markdown, per regime: a bullet per dataset from :func:`valbench.stats.near_best_lines`, and under it the
+    attribution sentence (:func:`valbench.stats.attribution_line`) where the run has hostcp-fl or pipelines."""
     budgets, cells = budgets_frame(records), cells_frame(records)
     lines = near_best_lines(verdict(budgets, cells))
     why = {a.setting: attribution_line(a) for a in attribution(budgets, Labels(records).identities(records))}
@@ -48,7 +48,7 @@ def verdict_lines(records: list[dict]) -> str:
 
 
 def detection_markdown(records: list[dict]) -> str:
-    """The mislabel-detection table of the noisy settings (:func:`bench.stats.detection_table`), or a note."""
+    """The mislabel-detection table of the noisy settings (:func:`valbench.stats.detection_table`), or a note."""
     table = detection_table(detection_ranking(cells_frame(records)))
     if table.empty:
         return "(no flipped labels, or no label-error detector, in this run: nothing to rank)"

@@ -2,12 +2,12 @@
 
 ``render_report(run_dir)`` reads ``results.jsonl`` (and ``config.json`` when present) and writes, beside
 them: ``index.html`` (self-contained: figures embedded as base64 PNG), the same figures as PNG files,
-and ``summary.md`` / ``results.csv`` from :mod:`bench.summary`. Tables give mean ± standard error over
+and ``summary.md`` / ``results.csv`` from :mod:`valbench.summary`. Tables give mean ± standard error over
 seeds; figures give mean with a 95 % confidence interval.
 
 Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
-(one method with its parameters), labelled by :class:`bench.labels.Labels` like every other output. The
-page answers first: the verdict (:mod:`bench.stats`), the rank diagram and quality against cost; the
+(one method with its parameters), labelled by :class:`valbench.labels.Labels` like every other output. The
+page answers first: the verdict (:mod:`valbench.stats`), the rank diagram and quality against cost; the
 detailed figures and tables follow.
 """
 

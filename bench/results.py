@@ -1,6 +1,6 @@
 """Stored records as pandas tables: one row per cell, and one row per (cell, budget).
 
-Both tables label cells with :class:`bench.labels.Labels`: ``setting`` (dataset, its varied parameters and,
+Both tables label cells with :class:`valbench.labels.Labels`: ``setting`` (dataset, its varied parameters and,
 where the run had several, the noise rate) and ``method`` (the method with its varied parameters), beside
 the raw ``dataset`` and ``method_name``. Everything downstream groups by ``(setting, method)``.
 """

@@ -40,7 +40,7 @@ def native_methods() -> list[str]:
     """Registered methods implemented in this repository (not the peers adapted from other libraries, not plugins)."""
     load_installed()
     return sorted(name for name, cls in METHODS.items()
-                  if cls.__module__.startswith("methods.") and cls.family != "peer")
+                  if cls.__module__.startswith("valbench.methods.") and cls.family != "peer")
 
 
 def time_fit(method: str, n_train: int, cap_s: float, dataset: str = "synthetic", seed: int = 0,

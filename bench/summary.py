@@ -1,6 +1,6 @@
 """The plain summary of a run: the verdict, then a markdown table per dataset and method (``summary.md``).
 
-Rows are labelled by :mod:`bench.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
+Rows are labelled by :mod:`valbench.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
 own row; ``results.csv`` holds one row per cell and budget with the same labels.
 """
 

@@ -14,7 +14,7 @@ without them, which shows what the weights are worth.
 g_i is the gradient of the loss of the learner trained on all the data with respect to its last layer,
 [p_i - e_{y_i}, (p_i - e_{y_i}) x h_i] (DeepCore's and CORDS's last-layer embedding; for logistic regression
 the full gradient), or its bias part only (``with_input = false``). d_0 = max ||g_i - g_j|| + 1e-3 as in
-DeepCore. The greedy is apricot's lazy greedy (:mod:`methods.selection`).
+DeepCore. The greedy is apricot's lazy greedy (:mod:`valbench.methods.selection`).
 """
 
 from __future__ import annotations

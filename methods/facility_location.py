@@ -9,7 +9,7 @@ picks are within (1 - 1/e) of the best k-subset (Nemhauser, Wolsey & Fisher 1978
 budget k: one greedy order serves every budget, and a point's score is its reverse position.
 
 * ``per_class = true``: one greedy order per class on that class's points, the budget split by class share
-  (largest remainder, :func:`methods.selection.class_budgets`): CRAIG's setting, in input space.
+  (largest remainder, :func:`valbench.methods.selection.class_budgets`): CRAIG's setting, in input space.
 * ``neighbors = m > 0``: the similarity keeps each point's m nearest neighbours only (apricot's sparse
   kNN graph, ``n_neighbors``), O(n m) memory instead of a dense n x n matrix, for large n.
 """

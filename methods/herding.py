@@ -6,7 +6,7 @@ Greedy moment matching: with mu the mean of a class's points, the (t+1)-th pick 
     x_{t+1} = argmin_{x not yet picked} || mu - (x_1 + ... + x_t + x) / (t + 1) ||,
 
 so the running mean of the picks tracks the class mean as closely as one more point allows. One order per
-class (the budget split by class share, :func:`methods.selection.class_budgets`); the order is nested, so
+class (the budget split by class share, :func:`valbench.methods.selection.class_budgets`); the order is nested, so
 its first k_c picks serve every budget, and it is computed only as far as the largest budget needs. Ties go
 to the lowest index. Each step is one matrix-vector product: O(k_c n_c d) per class, no n x n matrix.
 """

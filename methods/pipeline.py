@@ -5,8 +5,8 @@ methods, so a benchmark can tell which step earns a win:
 
 1. ``detector`` (any registered method, or ``none``) scores every train point once, higher = cleaner;
 2. ``drop`` removes its suspects: ``auto`` = the lower cluster of the exact 1-D 2-means split of the scores
-   (:func:`bench.metrics.two_means_split`, the split the 2-means F1 metric uses), or a fraction in [0, 1)
-   of the train split, lowest scores first (seeded random tie-break, :func:`bench.metrics.rank_by_value`);
+   (:func:`valbench.metrics.two_means_split`, the split the 2-means F1 metric uses), or a fraction in [0, 1)
+   of the train split, lowest scores first (seeded random tie-break, :func:`valbench.metrics.rank_by_value`);
 3. ``selector`` (any registered method but a pipeline; ``random`` for the cleaning alone) runs on the kept
    points for every budget: a set selector's own subsets, a per-point valuation's top k. Indices map back to
    the whole train split. A budget larger than the kept points takes every kept point plus the least

@@ -61,3 +61,16 @@ def test_exclude_rules_drop_pairs_and_are_validated():
                                                                   ("wine", "random")]
     with pytest.raises(Exception, match="must name a method and/or a dataset"):
         GridConfig(methods=["loo"], datasets=["wine"], exclude=[{"seed": "1"}]).validate()
+
+
+def test_a_cnn_cell_gets_the_datasets_image_shape():
+    """The runner builds the learner from the dataset, image shape included (digits: 1 x 8 x 8)."""
+    from valbench.grid import Cell
+    from valbench.runner import evaluate_cell
+
+    cell = Cell(dataset="digits", method="aum", seed=0, noise_rate=0.1, budgets=(0.2,),
+                dataset_params={"n_train": 100, "n_valid": 30, "n_test": 100}, method_params={"epochs": 3},
+                learner={"name": "cnn", "epochs": 2, "min_steps": 0, "device": "cpu"})
+    record = evaluate_cell(cell)
+    assert record["learner_params"]["learner"] == "cnn" and record["learner_params"]["image_shape"] == [1, 8, 8]
+    assert record["budgets"][0]["k"] == 20

@@ -1,5 +1,5 @@
 """Every usage error is refused before any cell runs: one line naming what is wrong and what is valid, exit 2,
-no traceback, no run directory. Table-driven, in-process (``bench.cli.main``), so the whole table runs in
+no traceback, no run directory. Table-driven, in-process (``valbench.cli.main``), so the whole table runs in
 seconds."""
 
 from pathlib import Path
@@ -56,6 +56,10 @@ CASES = [
      "dataset 'wine': budget 500 points exceeds its 106 train points"),
     ("budget 0", run_args("--budgets", "0,0.5"), "budget 0.0 is invalid"),
     ("budget as a fraction above 1", run_args("--budgets", "1.5"), "budget 1.5 is invalid"),
+    ("pruning direction", run_args("--methods", "aum", "--set", "aum.keep=hard,all"),
+     "method 'aum': keep='all' must be one of ['hard', 'easy']"),
+    ("cnn on a dataset without images", run_args("--learner", "cnn"),
+     "learner 'cnn' needs images, but dataset 'wine' carries no image shape; datasets with one: digits"),
     ("noise rate 1", run_args("--noise", "1.0"), "noise rate 1.0 is outside [0, 1)"),
     ("negative noise rate", run_args("--noise=-0.1"), "noise rate -0.1 is outside [0, 1)"),
     ("negative seed", run_args("--seeds=-1"), "seed -1 is invalid: seeds are whole numbers in [0, 4294967294]"),
@@ -100,11 +104,15 @@ def test_config_file_errors(tmp_path, out, capsys):
         ("methods = \"random\"\ndatasets = [\"wine\"]\n", "`methods` must be a list of method names, got 'random'"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\nnoise = [\"a\"]\n", "`noise` must be a list of numbers"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\nlearner = {name = \"svm\"}\n",
-         "unknown learner 'svm'; valid: ['logreg', 'mlp']"),
+         "unknown learner 'svm'; valid: ['cnn', 'logreg', 'mlp']"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\nlearner = {name = \"mlp\", width = 3}\n",
          "learner 'mlp': unknown parameter(s) ['width']; valid: ['hidden', 'l2', 'max_iter'"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\nlearner = {name = \"logreg\", l2 = -1.0}\n",
          "l2 must be >= 0, got -1.0"),
+        ("methods = [\"random\"]\ndatasets = [\"digits\"]\nlearner = {name = \"cnn\", optimizer = \"rmsprop\"}\n",
+         "optimizer must be one of ('adam', 'sgd'), got 'rmsprop'"),
+        ("methods = [\"random\"]\ndatasets = [\"digits\"]\nlearner = {name = \"cnn\", image_shape = [1, 8, 8]}\n",
+         "learner 'cnn': unknown parameter(s) ['image_shape']"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\nexclude = [{method = \"lo\"}]\n", "unknown method 'lo'"),
         ("methods = [\"random\"]\ndatasets = [\"wine\"]\ntime_limit = \"1h\"\n", "time limit '1h' is invalid"),
     ]:
@@ -136,3 +144,30 @@ def test_a_malformed_flag_value_is_named_by_argparse(out, capsys):
     assert exit_info.value.code == 2
     assert "argument --seeds: invalid comma-separated int value: 'one'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_created_is_a_usage_error(capsys):
+    """/proc refuses new folders even to root: the first write fails, which must be one line and exit 2."""
+    out = Path("/proc/valbench-no-such-run")
+    assert_refused(["run", *BASE, "--no-progress", "--out", str(out)], f"--out {out}: cannot create or write",
+                   out, capsys)
+
+
+def test_jobs_above_the_core_count_are_capped_with_one_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("valbench.cli.available_cores", lambda: 2)
+    assert main(["run", *BASE, "--seeds", "0", "--jobs", "1000", "--no-progress", "--out", str(tmp_path)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: --jobs 1000 exceeds this machine's 2 CPU cores; running 2 cells at a time "
+                        "(a cluster takes more through --backend dask)"]
+
+
+def test_repeated_seeds_methods_and_datasets_run_once_with_a_warning(tmp_path, capsys):
+    argv = ["run", "--methods", "random,random", "--datasets", "wine,wine", "--seeds", "0,1,0", "--no-progress",
+            "--out", str(tmp_path), "--run-id", "dup"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: methods random given more than once; each runs once" in err
+    assert "warning: datasets wine given more than once; each runs once" in err
+    assert "warning: seeds 0 given more than once; each runs once" in err
+    rows = (tmp_path / "dup" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # random x wine x seeds {0, 1}
