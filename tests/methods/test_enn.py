@@ -56,3 +56,25 @@ def test_enn_method_and_its_checks(small_data):
     assert val.scores.shape == (small_data.n_train,) and val.scores.min() >= -1 and val.scores.max() <= 1
     with pytest.raises(DataError, match="k must be"):
         EditedNearestNeighbours(k=0).check()
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_enn_edits_what_imbalanced_learns_edited_nearest_neighbours_edits(k):
+    """imbalanced-learn's ENN (kind_sel="mode", every class) keeps a point iff the mode of its k neighbours'
+    labels is its own, the mode's ties going to the smallest label: our score > 0 is kept, < 0 edited, and at
+    0 (a tie for the plurality) kept exactly when the point's label is the smallest of the tied ones."""
+    under_sampling = pytest.importorskip("imblearn.under_sampling")
+    from valbench.methods.enn import neighbour_indices
+
+    data = blobs(n_train=150, n_classes=3, seed=5)
+    x, y = data.x_train.astype(float), data.y_train.copy()
+    y[::6] = (y[::6] + 1) % 3
+    peer = under_sampling.EditedNearestNeighbours(n_neighbors=k, kind_sel="mode", sampling_strategy="all")
+    peer.fit_resample(x, y)
+    kept = np.zeros(len(y), bool)
+    kept[peer.sample_indices_] = True
+    scores = enn_scores(x, y, k)
+    counts = np.stack([np.bincount(row, minlength=3) for row in y[neighbour_indices(x, k)]])
+    smallest_mode = counts.argmax(axis=1)  # argmax returns the first (smallest) label among ties
+    expected = (scores > 0) | ((scores == 0) & (smallest_mode == y))
+    assert np.array_equal(kept, expected) and (scores < 0).any()
