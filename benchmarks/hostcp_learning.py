@@ -129,9 +129,9 @@ def tables(args: argparse.Namespace) -> None:
     seeds = sorted(int(s) for s in main.seed.unique())
     parts = [f"# Does HOST-CP's learned metric improve the subsets?\n\nProduced by `python benchmarks/"
              f"hostcp_learning.py run` then `tables`: hostcp-fl on seeds {seeds}, 10 % label noise, logreg learner, "
-             f"sizes {DATASETS | REAL_DATASETS}. Differences are paired by (dataset, seed, budget): mean and 95 % paired "
-             f"t-interval over the seeds. The real set ({', '.join(REAL_DATASETS)}) was picked before any result on it "
-             f"was seen and runs with the settings chosen for the other sets; nothing was tuned on it."]
+             f"sizes {DATASETS | REAL_DATASETS}. Differences are paired by (dataset, seed, budget): mean and 95 % "
+             f"paired t-interval over the seeds. The real set ({', '.join(REAL_DATASETS)}) was picked before any "
+             f"result on it was seen and runs with the settings chosen for the other sets; nothing was tuned on it."]
     acc = main.groupby(["dataset", "budget", "variant"]).accuracy.agg(["mean", "std", "count"])
     acc = (acc["mean"].map("{:.3f}".format) + " ± " + (acc["std"] / np.sqrt(acc["count"])).map("{:.3f}".format))
     parts += ["## Subset test accuracy (mean ± standard error)", acc.unstack("variant")[list(VARIANTS)].to_markdown()]
