@@ -1,14 +1,12 @@
 """The CNN learner on Fashion-MNIST: test accuracy and fit time at 100, 1,000, 10,000 random train points and on
 the full 60,000-image train split, against logistic regression on the same points.
 
-Data: the four standard IDX files of Debian's ``dataset-fashion-mnist`` (``apt-get download
-dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb DIR``; the files lie under
-``DIR/usr/share/datasets/fashion-mnist/``), or the same files from the original repository
-(zalandoresearch/fashion-mnist). Train on random subsets of the official train split (stratification is not
+Data: the four standard IDX files that ``make data`` places in the data folder (``$VALBENCH_DATA``, default
+``data/``), read and verified by the suite's ``fashion_mnist`` loader. Train on random subsets of the official train split (stratification is not
 needed at these sizes), test on the official 10,000-image test split; pixels standardised per pixel on the
 points trained on, as the suite's splits do.
 
-    python benchmarks/cnn_fashion_mnist.py --data DIR/usr/share/datasets/fashion-mnist \
+    python benchmarks/cnn_fashion_mnist.py \
         --sizes 100,1000,10000,60000 --seeds 0,1,2 --epochs 5 --threads 1
 
 writes ``benchmarks/results/cnn_fashion_mnist.{json,md}`` (rows are appended per (learner, size, seed), so an
@@ -18,45 +16,27 @@ interrupted run resumes).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
-import struct
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from valbench.datasets.datafiles import data_dir
+from valbench.datasets.images import fashion_mnist_arrays
 from valbench.datasets.splits import standardise
 from valbench.learners import make_learner
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip or plain): magic 0x0000 0x08 ndim, big-endian dims, then uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
-        if zero != 0 or dtype != 0x08:
-            raise ValueError(f"{path}: not an unsigned-byte IDX file")
-        shape = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
-        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
-
-
 def load(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    def find(stem: str) -> Path:
-        for name in (stem + ".gz", stem):
-            if (directory / name).exists():
-                return directory / name
-        raise SystemExit(f"{directory / stem}[.gz] not found: see this script's docstring for where to get it")
-
-    x_train = read_idx(find("train-images-idx3-ubyte")).reshape(60000, -1) / 255.0
-    y_train = read_idx(find("train-labels-idx1-ubyte")).astype(np.int64)
-    x_test = read_idx(find("t10k-images-idx3-ubyte")).reshape(10000, -1) / 255.0
-    y_test = read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64)
-    return x_train, y_train, x_test, y_test
+    """The four official arrays, read and checksum-verified by the suite's loader from ``directory`` (the data
+    folder that ``make data`` fills), flattened, pixels in [0, 1]."""
+    x_train, y_train, x_test, y_test = fashion_mnist_arrays(str(directory))
+    return x_train / 255.0, y_train, x_test / 255.0, y_test
 
 
 def measure(learner_name: str, params: dict, x: np.ndarray, y: np.ndarray, x_test: np.ndarray,
@@ -72,7 +52,7 @@ def measure(learner_name: str, params: dict, x: np.ndarray, y: np.ndarray, x_tes
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/tmp/training_fmnist/root/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--data", type=Path, default=data_dir(), help="the data folder of `make data`")
     parser.add_argument("--sizes", default="100,1000,10000,60000")
     parser.add_argument("--seeds", default="0,1,2", help="seeds per size (the full split: the first seed only)")
     parser.add_argument("--epochs", type=int, default=10)
