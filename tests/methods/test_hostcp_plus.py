@@ -149,3 +149,16 @@ def test_runs_through_the_runner():
     record = run_cell(cell)
     assert record["status"] == "ok", record.get("error")
     assert [row["k"] for row in record["budgets"]] == [6, 36]
+
+
+def test_a_frozen_metric_skips_the_training_passes_without_changing_the_subsets():
+    """With phi frozen and coverage scores, the training passes feed nothing to the readout: skipping them
+    (the default) must leave every subset exactly as when they run (``detect=both`` makes them run)."""
+    data = clusters(per_class=20)
+    learner = LogisticRegression(data.n_features, data.n_classes)
+    budgets = [3, 9, 24]
+    skipped = get_method("hostcp-fl")(**FAST).fit(data, learner, seed=3, budgets=budgets)
+    trained = get_method("hostcp-fl")(**FAST, detect="both").fit(data, learner, seed=3, budgets=budgets)
+    assert "final_valid_loss" not in skipped.extra and "final_valid_loss" in trained.extra
+    for k in budgets:
+        assert np.array_equal(skipped.subsets[k], trained.subsets[k])
