@@ -61,3 +61,40 @@ def test_exclude_rules_drop_pairs_and_are_validated():
                                                                   ("wine", "random")]
     with pytest.raises(Exception, match="must name a method and/or a dataset"):
         GridConfig(methods=["loo"], datasets=["wine"], exclude=[{"seed": "1"}]).validate()
+
+
+def test_nested_time_limits_keep_the_enclosing_one():
+    from valbench.runner import CellTimeout, OverCap, time_limit
+
+    with pytest.raises(OverCap):  # the inner, shorter limit fires with its own error
+        with time_limit(5):
+            with time_limit(0.2, OverCap("over cap")):
+                time.sleep(2)
+    with pytest.raises(CellTimeout) as caught:  # leaving the inner one re-arms the outer
+        with time_limit(0.5):
+            with time_limit(5, OverCap("over cap")):
+                pass
+            time.sleep(2)
+    assert not isinstance(caught.value, OverCap)
+    with pytest.raises(CellTimeout) as caught:  # an outer limit shorter than the inner one fires first
+        with time_limit(0.2):
+            with time_limit(5, OverCap("over cap")):
+                time.sleep(2)
+    assert not isinstance(caught.value, OverCap)
+
+
+def test_a_fit_past_its_cap_of_learner_fits_is_recorded_over_cap(monkeypatch):
+    from valbench import runner
+    from valbench.registry import load_plugins
+
+    load_plugins([PLUGIN])
+    monkeypatch.setattr(runner, "CAP_FLOOR_S", 0.3)
+    slow, = GridConfig(methods=["plugin-sleepy"], datasets=["wine"], budgets=[0.5],
+                       method_params={"plugin-sleepy": {"seconds": 3.0}}).cells()
+    record = runner.run_cell(slow, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
+    assert record["status"] == "over cap" and "learner fits" in record["error"]
+    assert record["cell_wall_s"] < 2.5
+    quick, = GridConfig(methods=["plugin-sleepy"], datasets=["wine"], budgets=[0.5]).cells()
+    record = runner.run_cell(quick, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
+    assert record["status"] == "ok" and record["cap_fits"] == 2
+    assert record["cap_s"] == max(2 * record["learner_fit_s"], 0.3) and record["full_accuracy"] > 0.5
