@@ -7,7 +7,7 @@ VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install bench bench-quick report reference-report test bench-ci bench-baseline clean scaling
+.PHONY: install data bench bench-quick report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The real datasets (fashion_mnist, letter, shuttle, satellite, dna, spam, caravan) from three Debian packages
+# into $$VALBENCH_DATA (default data/), checksums verified; a second run fetches nothing (README: Real datasets).
+data: install
+	$(PY) -m valbench.datasets.fetch
 
 bench: install
 	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out $(OUT)

@@ -1,18 +1,17 @@
-"""Image sets that load with no network: a real 5,000-image MNIST subset, MNIST-1D, and local-file loaders."""
+"""Image sets that load with no network: a real 5,000-image MNIST subset, MNIST-1D, Fashion-MNIST from the files
+``make data`` places, and a local-file loader."""
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from valbench.protocol import DataError, Dataset
 from valbench.registry import register_dataset
+from valbench.datasets.datafiles import data_dir, read_verified
+from valbench.datasets.idx import parse_idx
 from valbench.datasets.splits import make_splits
-
-DATA_DIR = Path(os.environ.get("VALBENCH_DATA", Path.home() / ".cache" / "valbench"))
 
 
 @lru_cache(maxsize=1)
@@ -47,10 +46,47 @@ def load_mnist1d(seed: int = 0, n: int = 2000, n_train: int | None = None, n_val
     return make_splits("mnist1d", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
 
 
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
+@lru_cache(maxsize=1)
+def fashion_mnist_arrays(directory: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST's train (60,000) and t10k (10,000) images (uint8, flattened) and labels, read once per
+    process and data folder from ``directory/fashion-mnist/`` after checking their checksums."""
+    arrays = []
+    for part in ("train", "t10k"):
+        images = parse_idx(read_verified("fashion_mnist", f"fashion-mnist/{part}-images-idx3-ubyte.gz", directory))
+        labels = parse_idx(read_verified("fashion_mnist", f"fashion-mnist/{part}-labels-idx1-ubyte.gz", directory))
+        if images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise DataError(f"dataset 'fashion_mnist': {part} images of shape {images.shape} with "
+                            f"{len(labels)} labels; expected (n, 28, 28) and n labels")
+        arrays += [images.reshape(len(images), -1), labels.astype(np.int64)]
+    for a in arrays:
+        a.flags.writeable = False  # shared by every cell of this worker
+    return tuple(arrays)  # type: ignore[return-value]
+
+
+@register_dataset("fashion_mnist", "Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 images, 10 classes; "
+                                   "test = the standard t10k split; pixels in [0, 1]; needs `make data`")
+def load_fashion_mnist(seed: int = 0, n_train: int | float | None = None, n_valid: int | float | None = None,
+                       n_test: int | float | None = None) -> Dataset:
+    """Train and valid are stratified draws from the 60,000 train images (defaults 45,000 / 15,000), test is
+    the standard t10k split (all 10,000, or a stratified ``n_test`` of it). Pixels are scaled to [0, 1], not
+    standardised, and ``meta["image_shape"] = (1, 28, 28)`` lets an image learner reshape the rows."""
+    x, y, x_test, y_test = fashion_mnist_arrays(str(data_dir()))
+    data = make_splits("fashion_mnist", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       test=(x_test, y_test), scale=False,
+                       meta={"image_shape": (1, 28, 28), "classes": FASHION_CLASSES})
+    for split in (data.x_train, data.x_valid, data.x_test):
+        split /= 255.0  # fresh float32 copies made by the split
+    return data
+
+
 def load_local_npz(name: str, filename: str, seed: int, n_train: int | None, n_valid: int | None,
                    n_test: int | None) -> Dataset:
     """Load ``$VALBENCH_DATA/filename`` (arrays ``x`` and ``y``); the suite never downloads at run time."""
-    path = DATA_DIR / filename
+    path = data_dir() / filename
     if not path.exists():
         raise DataError(f"dataset {name!r} needs the file {path} (an .npz with arrays 'x' and 'y'); "
                         f"it is not downloaded at run time. Place it there or set VALBENCH_DATA.")
@@ -58,12 +94,6 @@ def load_local_npz(name: str, filename: str, seed: int, n_train: int | None, n_v
         x = arrays["x"].reshape(len(arrays["x"]), -1) / (255.0 if arrays["x"].max() > 1 else 1.0)
         y = arrays["y"]
     return make_splits(name, x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
-
-
-@register_dataset("fashion_mnist", "Fashion-MNIST from a local file $VALBENCH_DATA/fashion_mnist.npz")
-def load_fashion_mnist(seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
-                       n_test: int | None = None) -> Dataset:
-    return load_local_npz("fashion_mnist", "fashion_mnist.npz", seed, n_train, n_valid, n_test)
 
 
 @register_dataset("cifar10", "CIFAR-10 from a local file $VALBENCH_DATA/cifar10.npz (flattened pixels)")

@@ -1,4 +1,8 @@
-"""Label noise at known indices: the ground truth of mislabel detection."""
+"""Label noise at known indices: the ground truth of mislabel detection.
+
+The flipped positions come from their own stream per (seed, dataset) (:func:`valbench.streams.stream`), so they
+are independent of the splits, of other datasets' flips and of a method's random draws (``random``'s picks).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ import dataclasses
 import numpy as np
 
 from valbench.protocol import DataError, Dataset
+from valbench.streams import stream
 
 
-def flip_labels(y: np.ndarray, rate: float, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def flip_labels(y: np.ndarray, rate: float, n_classes: int,
+                seed: int | np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Flip exactly ``round(rate * n)`` labels, each to a uniformly drawn *different* class.
 
-    Returns the noisy labels and the boolean mask of flipped positions; deterministic for ``seed``.
+    Returns the noisy labels and the boolean mask of flipped positions; deterministic for ``seed`` (a seed or
+    a generator, e.g. a :func:`~valbench.streams.stream`). Classes with few rows (Shuttle's 10 and 13) need
+    nothing special: positions are drawn uniformly over the split and targets over the other classes.
     """
     if not 0 <= rate < 1:
         raise DataError(f"noise rate must lie in [0, 1), got {rate}")
@@ -31,6 +39,7 @@ def flip_labels(y: np.ndarray, rate: float, n_classes: int, seed: int) -> tuple[
 
 
 def inject_noise(data: Dataset, rate: float, seed: int) -> Dataset:
-    """A copy of ``data`` whose train labels have ``rate`` of them flipped (valid and test stay clean)."""
-    noisy, mask = flip_labels(data.y_train_clean, rate, data.n_classes, seed)
+    """A copy of ``data`` whose train labels have ``rate`` of them flipped (valid and test stay clean), drawn
+    from the stream ``(seed, data.name, "noise")``."""
+    noisy, mask = flip_labels(data.y_train_clean, rate, data.n_classes, stream(seed, data.name, "noise"))
     return dataclasses.replace(data, y_train=noisy, noisy_mask=mask, meta={**data.meta, "noise_rate": rate})

@@ -45,9 +45,7 @@ def test_synthetic_has_redundant_and_rare_points():
         get_dataset("synthetic")(redundancy=0.8, rare=0.3)
 
 
-def test_download_only_sets_name_the_file_they_need(tmp_path, monkeypatch):
-    import valbench.datasets.images as images
-
-    monkeypatch.setattr(images, "DATA_DIR", tmp_path)
-    with pytest.raises(DataError, match=f"needs the file {tmp_path}/fashion_mnist.npz"):
-        get_dataset("fashion_mnist")()
+def test_local_file_sets_name_the_file_they_need(tmp_path, monkeypatch):
+    monkeypatch.setenv("VALBENCH_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=f"needs the file {tmp_path}/cifar10.npz"):
+        get_dataset("cifar10")()
