@@ -168,7 +168,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
                               "learner": cell.learner, "budget_fractions": list(cell.budgets), "started_at": started,
                               "host": platform.node()}
     marker = _mark_inflight(inflight_dir, cell.key)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cache = None
     try:
         with time_limit(time_limit_s):
@@ -182,6 +182,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
         tail = "".join(traceback.format_exception(err)[-3:])
         record.update(status="failed", error=f"{cell.method}: {type(err).__name__}: {err}", traceback=tail)
     record["cell_wall_s"] = time.perf_counter() - t0
+    record["cell_cpu_s"] = time.process_time() - c0  # the whole cell's compute, metrics' refits included
     if cache is not None:
         record["fit_cache"] = cache.counts()
     if marker is not None:
