@@ -16,6 +16,7 @@ from pathlib import Path
 
 from valbench.cache import default_cache_dir
 from valbench.grid import GridConfig, parse_assignment
+from valbench.learners import LEARNERS
 from valbench.protocol import DataError
 from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_installed,
                             load_plugins)
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_csv(int))
     run.add_argument("--noise", type=_csv(float), help="label-noise rates in [0, 1)")
     run.add_argument("--budgets", type=_csv(float), help="subset sizes: fractions in (0, 1] or point counts")
-    run.add_argument("--learner", choices=["logreg", "mlp"])
+    run.add_argument("--learner", choices=sorted(LEARNERS),
+                     help="logreg (default), mlp, or cnn (image datasets; settings in a config's [learner])")
     run.add_argument("--set", action="append", default=[], metavar="METHOD.PARAM=V[,V]",
                      help="method parameter (lists expand the grid)")
     run.add_argument("--data", action="append", default=[], metavar="DATASET.PARAM=V[,V]",

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valbench.learners import LEARNERS, make_learner
+from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
 from valbench.protocol import DataError
-from valbench.registry import get_dataset, get_method
+from valbench.registry import get_dataset, get_method, image_datasets
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,12 @@ class GridConfig:
                                     f"{type(err).__name__}: {first_line}") from err
                 budget_sizes(self.budgets, data.n_train, name)
                 learner = {k: v for k, v in self.learner.items() if k != "name"}
+                learner_name = self.learner.get("name", "logreg")
+                if learner_name in IMAGE_LEARNERS and data.meta.get("image_shape") is None:
+                    raise DataError(f"learner {learner_name!r} needs images, but dataset {name!r} carries no image "
+                                    f"shape; datasets with one: {', '.join(image_datasets()) or 'none registered'}")
                 try:
-                    make_learner(self.learner.get("name", "logreg"), data.n_features, data.n_classes, **learner)
+                    learner_for(learner_name, data, **learner)
                 except (TypeError, ValueError) as err:
                     raise DataError(f"learner {self.learner}: {err}") from err
 
@@ -189,7 +193,7 @@ def check_learner(learner: dict[str, Any]) -> None:
     if name not in LEARNERS:
         raise DataError(f"unknown learner {name!r}; valid: {sorted(LEARNERS)}")
     _check_keywords(f"learner {name!r}", LEARNERS[name], {k for k in learner if k != "name"},
-                    exclude={"self", "n_features", "n_classes", "seed"})
+                    exclude={"self", "n_features", "n_classes", "seed", "image_shape"})
 
 
 def check_dataset_params(name: str, params: dict[str, Any]) -> None:

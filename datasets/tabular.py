@@ -11,15 +11,16 @@ from valbench.datasets.splits import make_splits
 
 
 def _bundled(name: str, bunch_loader, seed: int, n_train: int | None, n_valid: int | None,
-             n_test: int | None) -> Dataset:
+             n_test: int | None, meta: dict | None = None) -> Dataset:
     x, y = bunch_loader(return_X_y=True)
-    return make_splits(name, x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    return make_splits(name, x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test, meta=meta)
 
 
-@register_dataset("digits", "scikit-learn's 8x8 handwritten digits: 1,797 points, 64 features, 10 classes")
+@register_dataset("digits", "scikit-learn's 8x8 handwritten digits: 1,797 points, 64 features, 10 classes",
+                  image_shape=(1, 8, 8))
 def load_digits(seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
                 n_test: int | None = None) -> Dataset:
-    return _bundled("digits", skdata.load_digits, seed, n_train, n_valid, n_test)
+    return _bundled("digits", skdata.load_digits, seed, n_train, n_valid, n_test, meta={"image_shape": (1, 8, 8)})
 
 
 @register_dataset("breast_cancer", "Wisconsin breast cancer: 569 points, 30 features, 2 classes")

@@ -56,7 +56,86 @@ def test_subset_missing_a_class_still_predicts_every_class():
 
 
 def test_bad_learner_arguments():
-    with pytest.raises(ValueError, match="unknown learner 'svm'; valid: \\['logreg', 'mlp'\\]"):
+    with pytest.raises(ValueError, match="unknown learner 'svm'; valid: \\['cnn', 'logreg', 'mlp'\\]"):
         make_learner("svm", 3, 2)
     with pytest.raises(ValueError, match="n_classes must be >= 2"):
         LogisticRegression(3, 1)
+
+
+def _bars(n=300, size=8, seed=0):
+    """A tiny image problem: a vertical (class 0) or horizontal (class 1) bar at a random place, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = rng.normal(scale=0.3, size=(n, 1, size, size))
+    where = rng.integers(0, size, size=n)
+    for i in range(n):
+        if y[i] == 0:
+            x[i, 0, :, where[i]] += 2.0
+        else:
+            x[i, 0, where[i], :] += 2.0
+    return x.reshape(n, -1).astype(np.float32), y
+
+
+CNN_FAST = dict(image_shape=(1, 8, 8), epochs=8, batch_size=32, lr=3e-3, min_steps=0, device="cpu")
+
+
+def test_cnn_learns_a_tiny_image_problem():
+    x, y = _bars(n=400)
+    model = make_learner("cnn", 64, 2, seed=0, **CNN_FAST).fit(x[:300], y[:300])
+    assert model.accuracy(x[300:], y[300:]) > 0.95
+    assert model.predict_proba(x).shape == (400, 2)
+
+
+def test_cnn_is_deterministic_for_a_seed():
+    x, y = _bars(n=200)
+    a = make_learner("cnn", 64, 2, seed=3, **CNN_FAST).fit(x, y)
+    learner = make_learner("cnn", 64, 2, seed=3, **CNN_FAST)
+    b = learner.fit(x, y)
+    c = make_learner("cnn", 64, 2, seed=4, **CNN_FAST).fit(x, y)
+    assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
+    assert not np.array_equal(a.predict_proba(x), c.predict_proba(x))
+    assert learner.fits == 1
+
+
+def test_cnn_zero_weight_equals_dropping_the_point():
+    x, y = _bars(n=200)
+    learner = make_learner("cnn", 64, 2, seed=0, **CNN_FAST)
+    w = np.ones(200)
+    w[[0, 7, 99]] = 0.0
+    weighted = learner.fit(x, y, weight=w)
+    dropped = learner.fit(x[w > 0], y[w > 0])
+    assert np.array_equal(weighted.predict_proba(x), dropped.predict_proba(x))
+    changed = learner.fit(x, y, weight=np.where(y == 0, 5.0, 1.0))  # weights do change the fit
+    assert not np.allclose(changed.predict_proba(x), dropped.predict_proba(x))
+
+
+def test_cnn_warm_start_batched_prediction_and_last_layer():
+    from valbench.methods.selection import last_layer_gradients
+
+    x, y = _bars(n=100)
+    learner = make_learner("cnn", 64, 2, seed=0, **{**CNN_FAST, "epochs": 1})
+    model = learner.fit(x, y)
+    warm = learner.fit(x, y, init=model.state)  # one more epoch from the first fit
+    assert not np.array_equal(warm.predict_proba(x), model.predict_proba(x))
+    model.batch_size = 7  # chunked forward passes give the same outputs
+    whole = make_learner("cnn", 64, 2, seed=0, **{**CNN_FAST, "epochs": 1}).fit(x, y)
+    whole.batch_size = None
+    assert np.allclose(model.predict_proba(x), whole.predict_proba(x), atol=1e-6)
+    assert last_layer_gradients(model, x, y).shape == (100, 2 * (1 + 84))
+    assert learner.describe()["image_shape"] == [1, 8, 8]
+
+
+def test_cnn_shape_errors_and_image_datasets():
+    from valbench.learners import learner_for
+    from valbench.registry import get_dataset, image_datasets
+
+    with pytest.raises(ValueError, match="needs an image dataset"):
+        make_learner("cnn", 64, 2)
+    with pytest.raises(ValueError, match="does not hold the dataset's 65 features"):
+        make_learner("cnn", 65, 2, image_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="too small"):
+        make_learner("cnn", 9, 2, image_shape=(1, 3, 3))
+    assert {"digits", "mnist"} <= set(image_datasets()) and "wine" not in image_datasets()
+    digits = get_dataset("digits")(seed=0, n_train=100)
+    assert learner_for("cnn", digits).image_shape == (1, 8, 8)
+    assert learner_for("logreg", digits).name == "logreg"  # the shape is ignored by the others

@@ -98,3 +98,16 @@ def test_a_fit_past_its_cap_of_learner_fits_is_recorded_over_cap(monkeypatch):
     record = runner.run_cell(quick, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
     assert record["status"] == "ok" and record["cap_fits"] == 2
     assert record["cap_s"] == max(2 * record["learner_fit_s"], 0.3) and record["full_accuracy"] > 0.5
+
+
+def test_a_cnn_cell_gets_the_datasets_image_shape():
+    """The runner builds the learner from the dataset, image shape included (digits: 1 x 8 x 8)."""
+    from valbench.grid import Cell
+    from valbench.runner import evaluate_cell
+
+    cell = Cell(dataset="digits", method="aum", seed=0, noise_rate=0.1, budgets=(0.2,),
+                dataset_params={"n_train": 100, "n_valid": 30, "n_test": 100}, method_params={"epochs": 3},
+                learner={"name": "cnn", "epochs": 2, "min_steps": 0, "device": "cpu"})
+    record = evaluate_cell(cell)
+    assert record["learner_params"]["learner"] == "cnn" and record["learner_params"]["image_shape"] == [1, 8, 8]
+    assert record["budgets"][0]["k"] == 20
