@@ -51,16 +51,7 @@ report: install
 	$(VALBENCH) report $(OUT)/latest
 
 # The committed reference report (reports/reference/) and the README's headline table, from the default grid.
-reference-# Opt-in, not in CI: the real datasets at their real sizes (configs/real.toml; README: Real data at real scale).
-# Resumes: cells already in reports/real/results.jsonl are skipped, so an interrupted run goes on where it stopped.
-bench-real: data
-	$(VALBENCH) run --config configs/real.toml --jobs $(JOBS) --out $(OUT) --run-id real
-
-# Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).
-bench-real-cnn: data
-	$(VALBENCH) run --config configs/real-cnn.toml --jobs $(JOBS) --out $(OUT) --run-id real-cnn
-
-report: install
+reference-report: install
 	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
 	$(PY) -m valbench.readme reports/reference README.md
 

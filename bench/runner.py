@@ -47,7 +47,29 @@ class OverCap(CellTimeout):
 
 
 STATUS_OVER_CAP = "over cap"  # a cell's status when its fit ran past the cap (reports show it by this name)
-CAP_FLOOR_S = 10.0  # the least a capped fit gets: first-call costs (imports, numba compilation) on tiny sets
+CAP_FLOOR_S = 10.0  # the least CPU time a capped fit gets: first-call costs (imports, numba compilation) on tiny sets
+
+
+@contextmanager
+def cpu_time_limit(seconds: float, error: Exception) -> Iterator[None]:
+    """Raise ``error`` once this process has used ``seconds`` of CPU time inside the block (``ITIMER_PROF``:
+    user + system time of all its threads). CPU time, unlike wall time, does not grow when other jobs share
+    the cores, so a cap in learner fits means the same on a loaded machine as on an idle one. Main thread
+    only (elsewhere a no-op, as :func:`time_limit`); independent of the wall-clock limit's timer."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise error
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 @contextmanager
@@ -96,9 +118,9 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
     With ``cache``, the metrics' retraining of the learner on a subset (and on all the data) is looked up
     there first; the method's own fits are never cached (they are what the cell measures).
     With ``cap_fits``, the learner is first fitted once on the whole train split (uncached, timed: this is
-    also the cell's full-data accuracy) and the method's fit may take ``cap_fits`` times that wall time (at
-    least :data:`CAP_FLOOR_S`); past it :class:`OverCap` is raised. The cap is relative, so it means the same
-    on a loaded machine as on an idle one.
+    also the cell's full-data accuracy) and the method's fit may take ``cap_fits`` times its CPU time (at
+    least :data:`CAP_FLOOR_S`); past it :class:`OverCap` is raised (:func:`cpu_time_limit`). Both are CPU
+    seconds of this process, so the cap means the same on a loaded machine as on an idle one.
     """
     data = load_cell_data(cell)
     learner_params = {k: v for k, v in cell.learner.items() if k != "name"}
@@ -113,11 +135,12 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
     full = None
     if cap_fits:
         full, one_fit = measure(lambda: test_performance(data, make()))
-        cap_s = max(cap_fits * one_fit.wall_s, CAP_FLOOR_S)
-        capped = {"learner_fit_s": one_fit.wall_s, "cap_fits": cap_fits, "cap_s": cap_s}
+        cap_s = max(cap_fits * one_fit.cpu_s, CAP_FLOOR_S)
+        capped = {"learner_fit_s": one_fit.wall_s, "learner_fit_cpu_s": one_fit.cpu_s, "cap_fits": cap_fits,
+                  "cap_cpu_s": cap_s}
         over = OverCap(f"{STATUS_OVER_CAP}: the fit ran past {cap_fits:g} learner fits on the full train split "
-                       f"({cap_fits:g} x {one_fit.wall_s:.3g} s = {cap_s:.4g} s)")
-        with time_limit(cap_s, over):
+                       f"({cap_fits:g} x {one_fit.cpu_s:.3g} CPU s = {cap_s:.4g} CPU s)")
+        with cpu_time_limit(cap_s, over):
             valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
     else:
         valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
