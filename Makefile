@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 # The real datasets (fashion_mnist, letter, shuttle, satellite, dna, spam, caravan) from three Debian packages
-# into $$VALBENCH_DATA (default data/), checksums verified; a second run fetches nothing (README: Real datasets).
+# into $VALBENCH_DATA (default data/), checksums verified; a second run fetches nothing (README: Real datasets).
 data: install
 	$(PY) -m valbench.datasets.fetch
 

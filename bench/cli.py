@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cap-fits", type=float, metavar="N",
                      help="a method's fit may take N learner fits on the cell's full train split; past it the "
                           "cell is recorded as 'over cap'")
-    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="cells run in parallel on this machine (capped at its CPU cores; -1: one per core)")
     run.add_argument("--backend", choices=["local", "dask"], default="local",
                      help="local: loky processes on this machine; dask: a dask.distributed cluster")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -137,6 +138,16 @@ def check_run_args(args: argparse.Namespace) -> None:
         raise DataError(f"--out {args.out}: {existing} exists and is not a directory")
     if not os.access(existing, os.W_OK):
         raise DataError(f"--out {args.out}: {existing} is not writable")
+    cores = available_cores()
+    if args.backend == "local" and args.jobs > cores:
+        print(f"warning: --jobs {args.jobs} exceeds this machine's {cores} CPU cores; running {cores} cells at a "
+              "time (a cluster takes more through --backend dask)", file=sys.stderr)
+        args.jobs = cores
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one, e.g. in a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def command_run(args: argparse.Namespace) -> None:
@@ -145,8 +156,11 @@ def command_run(args: argparse.Namespace) -> None:
     client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()
     run_id = args.run_id or "run-" + hashlib.sha256("".join(sorted(c.key for c in cells)).encode()).hexdigest()[:10]
-    run_dir = run_directory(args.out, run_id)
-    (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+    try:  # the first write: a folder that cannot be made or written is a usage error, before any cell
+        run_dir = run_directory(args.out, run_id)
+        (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+    except OSError as err:
+        raise DataError(f"--out {args.out}: cannot create or write the run directory ({err.strerror or err})") from err
     print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
     try:
         counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,

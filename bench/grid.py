@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +92,8 @@ class GridConfig:
                 raise DataError(f"`{name}` must be a list of {what}, got {values!r}")
         if not self.methods or not self.datasets:
             raise DataError("the grid needs at least one method and one dataset")
+        for name in ("methods", "datasets", "seeds", "noise", "budgets"):
+            setattr(self, name, drop_duplicates(name, getattr(self, name)))
         for name in self.datasets:
             get_dataset(name)
         for name in self.methods:
@@ -176,6 +179,17 @@ class GridConfig:
 
 
 SEED_MAX = 2**32 - 2  # numpy and scikit-learn seeds are 32-bit; the splits use seed + 1
+
+
+def drop_duplicates(name: str, values: list[Any]) -> list[Any]:
+    """``values`` with repeats removed (first occurrence kept), and a one-line warning naming them: a repeated
+    seed or method would run the same cells twice and count them twice in every statistic."""
+    unique = list(dict.fromkeys(values))
+    if len(unique) < len(values):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+        print(f"warning: {name} {', '.join(map(str, repeated))} given more than once; each runs once",
+              file=sys.stderr)
+    return unique
 
 
 def check_seeds(seeds: list[Any]) -> None:

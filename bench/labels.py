@@ -1,9 +1,11 @@
 """How every output names a cell's method and setting: the one labelling scheme of the suite.
 
 A *method* is a method name with its parameters, a *setting* is a dataset with its parameters at one noise
-rate. A parameter appears in a label only when the run varied it for that name, so a plain run reads
+rate (and with one learner), a *regime* the noise rate and learner alone: clean labels and each noise rate,
+and each learner where a run had several, are judged separately. A parameter appears in a label only when the run varied it for that name, so a plain run reads
 "loo" and "wine", a parameter grid reads "loo (utility=accuracy)" and "loo (utility=neg_loss)", and a size
-sweep reads "synthetic (n_train=200)". Several noise rates add ", noise 0.1" to the setting. The terminal
+sweep reads "synthetic (n_train=200)". Several noise rates add ", noise 0.1" to the setting, several
+learners ", learner mlp". The terminal
 summary, ``summary.md``, ``results.csv``, the statistics, the verdict and ``index.html`` all label with
 :class:`Labels`, so two variants of one method are two entries everywhere, never their blend.
 """
@@ -34,6 +36,7 @@ class Labels:
         self._varied = {field: self._varied_per_name(records, name_field, field)
                         for name_field, field in (("method", "method_params"), ("dataset", "dataset_params"))}
         self._several_noises = len({r.get("noise_rate") for r in records}) > 1
+        self._several_learners = len({learner_name(r) for r in records}) > 1
 
     @staticmethod
     def _varied_per_name(records: list[dict], name_field: str, params_field: str) -> dict[str, list[str]]:
@@ -56,12 +59,33 @@ class Labels:
         label = self._label(record, "dataset", "dataset_params")
         if self._several_noises:
             label += f", noise {record.get('noise_rate'):g}"
+        if self._several_learners:
+            label += f", learner {learner_name(record)}"
         return label
+
+    def regime(self, record: dict) -> str:
+        """The noise rate ("clean labels" at 0), plus the learner where the run had several."""
+        rate = record.get("noise_rate") or 0.0
+        label = "clean labels" if rate == 0 else f"noise {rate:g}"
+        return label + (f", learner {learner_name(record)}" if self._several_learners else "")
+
+    def identities(self, records: list[dict]) -> dict[str, tuple[str, dict]]:
+        """``{method label: (method name, its parameters)}``, so statistics can find e.g. a pipeline's selector."""
+        return {self.method(r): (r["method"], dict(r.get("method_params") or {})) for r in records}
 
     @staticmethod
     def family(record: dict) -> str:
-        """The method's family (:data:`bench.protocol.FAMILIES`): as recorded, else from the registry, else guessed."""
+        """The method's family (:data:`valbench.protocol.FAMILIES`): as recorded, else from the registry, else guessed."""
         return method_family(record["method"], record.get("family"))
+
+
+def learner_name(record: dict) -> str:
+    """The learner's name with its non-default parameters as recorded (``logreg`` when absent)."""
+    learner = record.get("learner") or {"name": "logreg"}
+    if isinstance(learner, str):
+        return learner
+    extra = ", ".join(f"{k}={v}" for k, v in sorted(learner.items()) if k != "name")
+    return learner.get("name", "logreg") + (f" ({extra})" if extra else "")
 
 
 def method_family(name: str, recorded: str | None = None) -> str:

@@ -63,7 +63,7 @@ def test_performance(data: Dataset, learner: Learner, indices: np.ndarray | None
 
     ``weights`` (aligned with ``indices``) are per-sample weights of the retraining (a weighted coreset).
     The points are used in index order, so a subset's fit does not depend on how it was ranked and can be
-    looked up in ``cache`` (a :class:`bench.cache.FitCache`) under its sorted indices (and weights).
+    looked up in ``cache`` (a :class:`valbench.cache.FitCache`) under its sorted indices (and weights).
     """
     if indices is not None:
         order = np.argsort(np.asarray(indices), kind="stable")

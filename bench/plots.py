@@ -38,13 +38,14 @@ RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsiz
       "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.dpi": DPI, "savefig.dpi": DPI}
 
 
-FAMILY_COLOURS = {"valuation": "Blues", "set-selection": "Greens", "reference": "Greys", "peer": "Oranges"}
+FAMILY_COLOURS = {"valuation": "Blues", "set-selection": "Greens", "reference": "Greys", "peer": "Oranges",
+                  "pipeline": "Purples"}
 FAMILY_ORDER = list(FAMILY_COLOURS)
 
 
 def method_palette(methods: list[str], families: dict[str, str] | None = None) -> dict[str, tuple[float, float, float]]:
     """One colour per method: a hue per family (valuation blues, set selection greens, references greys, peers
-    oranges), shades within a family in sorted-name order, so the same run always maps a method to one colour."""
+    oranges, pipelines purples), shades within a family in sorted-name order, so the same run always maps a method to one colour."""
     families = families or {}
     names = sorted(set(methods))
     palette = {}
@@ -80,8 +81,9 @@ def _suptitle(fig, text: str) -> None:
     fig.suptitle(textwrap.fill(text, chars), fontsize=10)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, facecolor="white")
+def _save(fig, path: Path, tight: bool = False) -> Path:
+    """Write the PNG; ``tight`` grows the canvas to every label (autorank draws its names outside the axes)."""
+    fig.savefig(path, dpi=DPI, facecolor="white", **({"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}))
     plt.close(fig)
     return path
 
@@ -249,8 +251,9 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
         return _save(fig, path)
 
 
-def rank_figure(analysis, path: Path) -> Path:
-    """The critical-difference diagram of a :class:`bench.stats.RankAnalysis` (autorank's Nemenyi CD plot)."""
+def rank_figure(analysis, path: Path, regime: str = "") -> Path:
+    """The critical-difference diagram of a :class:`valbench.stats.RankAnalysis` (autorank's Nemenyi CD plot);
+    ``regime`` (e.g. "clean labels") heads the title when a run ranks several regimes separately."""
     from autorank import plot_stats
 
     result = analysis.result
@@ -268,10 +271,11 @@ def rank_figure(analysis, path: Path) -> Path:
         # autorank runs Friedman + Nemenyi for 3+ methods, a Wilcoxon signed-rank test (no CD) for two
         test = f"{str(result.omnibus).capitalize()} p = {result.pvalue:.2g}"
         bars = "" if result.cd is None else f"; bars join methods within the Nemenyi CD = {result.cd:.2f}"
-        ax.set_title(f"Mean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
+        head = f"{regime}\nM" if regime else "M"
+        ax.set_title(f"{head}ean rank over {result.num_samples} (dataset x budget) blocks, 1 = best; {test}{bars}",
                      fontsize=9, pad=14)
         fig.tight_layout()
-        return _save(fig, path)
+        return _save(fig, path, tight=True)
 
 
 def detection_figure(detection: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:

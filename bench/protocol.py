@@ -27,7 +27,7 @@ class Dataset:
     """Train / valid / test splits of one classification task, with the train labels' noise recorded.
 
     Features are float32 ``(n, d)``, labels int64 in ``[0, n_classes)``. ``noisy_mask[i]`` is True where
-    train label ``i`` was flipped by :mod:`datasets.noise`; ``y_train_clean`` keeps the original labels.
+    train label ``i`` was flipped by :mod:`valbench.datasets.noise`; ``y_train_clean`` keeps the original labels.
     """
 
     name: str
@@ -143,9 +143,10 @@ class Valuation:
         return self
 
 
-FAMILIES = ("valuation", "set-selection", "reference", "peer")
+FAMILIES = ("valuation", "set-selection", "reference", "peer", "pipeline")
 """How the report groups methods: per-point valuation (top-k by score), set selectors (their own subsets:
-HOST-CP and coresets), references (random, oracle-greedy), and peers from other libraries (odv-*, pydvl-*)."""
+HOST-CP and coresets), references (random, oracle-greedy), peers from other libraries (odv-*, pydvl-*), and
+pipelines (a detector removes suspects, then a selector picks: ``methods/pipeline.py``)."""
 
 
 class ValuationMethod:

@@ -2,12 +2,12 @@
 
 ``render_report(run_dir)`` reads ``results.jsonl`` (and ``config.json`` when present) and writes, beside
 them: ``index.html`` (self-contained: figures embedded as base64 PNG), the same figures as PNG files,
-and ``summary.md`` / ``results.csv`` from :mod:`bench.summary`. Tables give mean ± standard error over
+and ``summary.md`` / ``results.csv`` from :mod:`valbench.summary`. Tables give mean ± standard error over
 seeds; figures give mean with a 95 % confidence interval.
 
 Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
-(one method with its parameters), labelled by :class:`bench.labels.Labels` like every other output. The
-page answers first: the verdict (:mod:`bench.stats`), the rank diagram and quality against cost; the
+(one method with its parameters), labelled by :class:`valbench.labels.Labels` like every other output. The
+page answers first: the verdict (:mod:`valbench.stats`), the rank diagram and quality against cost; the
 detailed figures and tables follow.
 """
 
@@ -55,7 +55,8 @@ def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame
     for r in records:
         params = r.get("dataset_params") or {}
         rows.append({
-            "setting": labels.setting(r), "method": labels.method(r), "family": labels.family(r),
+            "setting": labels.setting(r), "regime": labels.regime(r), "method": labels.method(r),
+            "family": labels.family(r),
             "dataset": r["dataset"], "method_name": r["method"],
             "seed": r.get("seed"), "noise_rate": r.get("noise_rate"), "status": r.get("status"),
             "error": r.get("error"), "traceback": r.get("traceback"), "n_train": r.get("n_train"),
@@ -82,9 +83,10 @@ def budget_rows(cells: pd.DataFrame) -> pd.DataFrame:
     for cell in cells[cells.status == "ok"].itertuples():
         for b in cell.record.get("budgets") or []:
             fraction = b["budget"] if b["budget"] <= 1 else b["k"] / cell.n_train
-            rows.append({"setting": cell.setting, "method": cell.method, "seed": cell.seed, "budget": b["budget"],
-                         "fraction": fraction, "accuracy": b.get("accuracy"), "full_accuracy": cell.full_accuracy})
-    return pd.DataFrame(rows, columns=["setting", "method", "seed", "budget", "fraction", "accuracy",
+            rows.append({"setting": cell.setting, "regime": cell.regime, "method": cell.method, "seed": cell.seed,
+                         "budget": b["budget"], "fraction": fraction, "accuracy": b.get("accuracy"),
+                         "full_accuracy": cell.full_accuracy})
+    return pd.DataFrame(rows, columns=["setting", "regime", "method", "seed", "budget", "fraction", "accuracy",
                                        "full_accuracy"]).astype({"accuracy": float, "fraction": float})
 
 
@@ -336,15 +338,26 @@ def quality_cost_points(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFr
     return points.dropna(subset=["area", "seconds"])
 
 
+def rank_figure_name(regime: str, several: bool) -> str:
+    """``ranks.png`` for a run with one regime, ``ranks-<regime>.png`` (e.g. ``ranks-noise-0.1.png``) for each of several."""
+    if not several:
+        return FIGURES["ranks"]
+    slug = "".join(c if c.isalnum() or c == "." else "-" for c in regime.lower()).strip("-")
+    return f"ranks-{'-'.join(filter(None, slug.split('-')))}.png"
+
+
 def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame, run_dir: Path,
-                   ranks: stats.RankAnalysis | None = None) -> dict[str, Path]:
-    """Write every figure the data supports; return {figure id: PNG path}."""
+                   ranks: dict[str, stats.RankAnalysis] | None = None) -> dict[str, Path]:
+    """Write every figure the data supports; return {figure id: PNG path} (rank figures: ``ranks:<regime>``)."""
     families = dict(zip(cells.method, cells.family))
     palette = plots.method_palette(list(cells.method), families)
     ok = cells[cells.status == "ok"]
     out: dict[str, Path] = {}
-    if ranks is not None and ranks.result is not None:
-        out["ranks"] = plots.rank_figure(ranks, run_dir / FIGURES["ranks"])
+    for regime, analysis in (ranks or {}).items():
+        if analysis.result is not None:
+            name = rank_figure_name(regime, len(ranks) > 1)
+            key = f"ranks:{regime}" if len(ranks) > 1 else "ranks"
+            out[key] = plots.rank_figure(analysis, run_dir / name, regime if len(ranks) > 1 else "")
     if not budgets.empty:
         points = quality_cost_points(cells, budgets)
         if not points.empty:
@@ -357,8 +370,9 @@ def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.Dat
     if not detection.empty:
         out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"],
                                                          families)
-    if ok.mislabel_auc.notna().any():
-        out["mislabel_auc"] = plots.auc_heatmap(cells, run_dir / FIGURES["mislabel_auc"])
+    if ok.mislabel_auc.notna().any():  # columns: the settings with flipped labels (clean ones have nothing to detect)
+        noisy = cells[cells.setting.isin(cells.setting[cells.noise_rate.fillna(0) > 0])]
+        out["mislabel_auc"] = plots.auc_heatmap(noisy, run_dir / FIGURES["mislabel_auc"])
     if ok.wall_s.notna().any():
         out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"], families)
     sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
@@ -379,15 +393,15 @@ def render_report(run_dir: str | Path) -> Path:
     config_text = config_path.read_text() if config_path.exists() else None
     config = json.loads(config_text) if config_text else None
     write_summary(run_dir)
-    for stale in FIGURES.values():  # a rerender must not show figures the current data no longer supports
-        (run_dir / stale).unlink(missing_ok=True)
+    for stale in [*FIGURES.values(), *(p.name for p in run_dir.glob("ranks-*.png"))]:
+        (run_dir / stale).unlink(missing_ok=True)  # a rerender must not show figures the data no longer supports
 
     cells = label_cells(records, config)
     if cells.empty:
         sections = ["<p>No results yet: <code>results.jsonl</code> has no complete record.</p>"]
     else:
         budgets, detection = budget_rows(cells), detection_rows(cells)
-        ranks = stats.rank_analysis(budgets) if not budgets.empty else None
+        ranks = stats.rank_analyses(budgets) if not budgets.empty else None
         figures = render_figures(cells, budgets, detection, run_dir, ranks)
         sections = _verdict_sections(cells, budgets, ranks, figures) + _sections(cells, budgets, figures)
     sections += _provenance(config_text, cells)
@@ -422,30 +436,28 @@ def _fig(figures: dict[str, Path], key: str, alt: str, caption: str) -> str:
     return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
 
 
-def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: stats.RankAnalysis | None,
+def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: dict[str, stats.RankAnalysis] | None,
                       figures: dict[str, Path]) -> list[str]:
-    """What the page says first: the verdict per dataset, the rank diagram, quality against cost."""
+    """What the page says first: the verdict per regime and dataset, the rank diagrams, quality against cost."""
     out = ["<h2 id='verdict'>Verdict</h2>"]
     if budgets.empty:
         out.append("<p class='note'>No successful cell: nothing to compare.</p>")
     else:
-        result = stats.verdict(budgets, cells)
-        out.append("<p class='note'>Per dataset: the method with the highest mean test accuracy at each budget "
-                   "(references such as random excluded), the methods tied with it (their paired difference to "
-                   "the best over seeds has a 95 % t interval reaching 0), and the best's gain over random in "
-                   "accuracy points. Area: the mean accuracy over the budget range (trapezoid); the cheapest method "
-                   "within one point of the best area is the choice when fit time matters.</p>")
-        sentences = stats.near_best_lines(result)
-        for setting, table in stats.verdict_tables(result).items():
-            out += [f"<h3>{html.escape(setting)}</h3>", f"<p>{html.escape(sentences.get(setting, ''))}</p>",
-                    _table_html(table, "verdict")]
+        out += _verdict_html(cells, budgets)
     out.append("<h2 id='ranks'>Ranks across datasets and budgets</h2>")
-    if ranks is None or ranks.result is None:
-        out.append(f"<p class='note'>No rank test: {html.escape(ranks.reason if ranks else 'no budgets')}.</p>")
-    else:
-        dropped = (f" Left out because they did not run on every dataset: {html.escape(', '.join(ranks.dropped))}."
-                   if ranks.dropped else "") + html.escape(_over_cap_note(cells))
-        out.append(_fig(figures, "ranks", "critical-difference diagram",
+    several = ranks is not None and len(ranks) > 1
+    if several:
+        out.append("<p class='note'>Ranked separately per regime (clean labels, each noise rate, each learner): "
+                   "a method that wins only by dropping flipped labels shows it here.</p>")
+    for regime, analysis in (ranks or {"": None}).items():
+        if several:
+            out.append(f"<h3>{html.escape(regime)}</h3>")
+        if analysis is None or analysis.result is None:
+            out.append(f"<p class='note'>No rank test: {html.escape(analysis.reason if analysis else 'no budgets')}.</p>")
+            continue
+        dropped = (f" Left out because they did not run on every dataset: {html.escape(', '.join(analysis.dropped))}."
+                   if analysis.dropped else "") + html.escape(_over_cap_note(cells))
+        out.append(_fig(figures, f"ranks:{regime}" if several else "ranks", "critical-difference diagram",
                         "Methods ranked by mean test accuracy over seeds in each (dataset x budget) block, 1 = best; "
                         "Friedman test with the Nemenyi critical difference (autorank; Demšar 2006). Methods joined "
                         "by a bar are not significantly different." + dropped))
@@ -465,6 +477,50 @@ def _over_cap_note(cells: pd.DataFrame) -> str:
     pairs = over.groupby(["method", "setting"], sort=False).size()
     listed = "; ".join(f"{m} on {s} ({n} cell{'s' * (n > 1)})" for (m, s), n in pairs.items())
     return f" Over the cap of learner fits per method fit (no result, marked 'over cap' in the tables): {listed}."
+
+
+def _verdict_html(cells: pd.DataFrame, budgets: pd.DataFrame) -> list[str]:
+    """Per regime, per dataset: the best per budget with its ties, the best of each family, then the attribution
+    (hostcp-fl vs pipelines, cleaning vs selection) and the mislabel-detection ranking of the regime."""
+    result = stats.verdict(budgets, cells)
+    families = dict(zip(cells.method, cells.family))
+    bests = stats.family_bests(budgets, families)
+    identities = Labels(list(cells.record)).identities(list(cells.record))
+    attributions = {a.setting: a for a in stats.attribution(budgets, identities)}
+    ranking = stats.detection_ranking(cells)
+    sentences = stats.near_best_lines(result)
+    tables = stats.verdict_tables(result)
+    out = ["<p class='note'>Given separately for clean labels, for each noise rate and for each learner. Per "
+           "dataset: the method with the highest mean test accuracy at each budget (references such as random "
+           "excluded), the methods tied with it (their paired difference to the best over seeds has a 95 % t "
+           "interval reaching 0), and the best's gain over random in accuracy points; then the best entry of each "
+           "family with its paired difference to the best overall. Area: the mean accuracy over the budget range "
+           "(trapezoid); the cheapest method within one point of the best area is the choice when fit time "
+           "matters.</p>"]
+    regimes = stats.regime_of(cells)
+    order = stats.ordered_regimes(regimes[s] for s in tables)
+    head = "h4" if len(order) > 1 else "h3"  # several regimes: a heading per regime, the datasets under it
+    for regime in order:
+        if len(order) > 1:
+            out.append(f"<h3>{html.escape(regime.capitalize())}</h3>")
+        settings = [s for s in tables if regimes[s] == regime]
+        for setting in settings:
+            out += [f"<{head}>{html.escape(setting)}</{head}>", f"<p>{html.escape(sentences.get(setting, ''))}</p>",
+                    _table_html(tables[setting], "verdict"),
+                    _table_html(stats.family_best_table(bests[bests.setting == setting]), "verdict")]
+        here = [attributions[s] for s in settings if s in attributions]
+        if here:
+            out += ["<p class='note'>Where the win comes from (subset-value area, paired over seeds, in points; "
+                    "wins/loses: the 95 % interval excludes 0). The best pipeline and its detector are picked on "
+                    "this data, which favours them.</p>", _table_html(stats.attribution_table(here))]
+        detection = stats.detection_table(ranking[ranking.setting.isin(settings)])
+        if not detection.empty:
+            out += ["<p class='note'>Mislabel detection: ROC-AUC (suspicion = −value) / 2-means F1 and the rank "
+                    "by AUC among every method of the run (pipelines left out: their scores are their "
+                    "detector's).</p>", _table_html(detection)]
+        elif regime.startswith("clean"):
+            out.append("<p class='note'>Clean labels: no flipped label, so no mislabel detection to rank.</p>")
+    return out
 
 
 def _sections(cells: pd.DataFrame, budgets: pd.DataFrame, figures: dict[str, Path]) -> list[str]:

@@ -1,6 +1,6 @@
 """Stored records as pandas tables: one row per cell, and one row per (cell, budget).
 
-Both tables label cells with :class:`bench.labels.Labels`: ``setting`` (dataset, its varied parameters and,
+Both tables label cells with :class:`valbench.labels.Labels`: ``setting`` (dataset, its varied parameters and,
 where the run had several, the noise rate) and ``method`` (the method with its varied parameters), beside
 the raw ``dataset`` and ``method_name``. Everything downstream groups by ``(setting, method)``.
 """
@@ -14,10 +14,10 @@ import pandas as pd
 from valbench.labels import Labels
 from valbench.store import ResultsStore
 
-CELL_COLUMNS = ["key", "setting", "method", "family", "dataset", "method_name", "seed", "noise_rate", "status",
+CELL_COLUMNS = ["key", "setting", "regime", "method", "family", "dataset", "method_name", "seed", "noise_rate", "status",
                 "error", "n_train", "full_accuracy", "full_loss", "mislabel_auc", "kmeans_f1", "wall_s", "cpu_s",
                 "peak_rss_mb", "utility_evals"]
-BUDGET_COLUMNS = ["setting", "method", "family", "dataset", "method_name", "method_params", "seed", "noise_rate",
+BUDGET_COLUMNS = ["setting", "regime", "method", "family", "dataset", "method_name", "method_params", "seed", "noise_rate",
                   "n_train", "full_accuracy", "budget", "fraction", "k", "accuracy", "loss", "noisy_selected"]
 
 
@@ -26,7 +26,7 @@ def load_records(run_dir: str | Path) -> list[dict]:
 
 
 def _identity(record: dict, labels: Labels) -> dict:
-    return {"setting": labels.setting(record), "method": labels.method(record), "family": labels.family(record),
+    return {"setting": labels.setting(record), "regime": labels.regime(record), "method": labels.method(record), "family": labels.family(record),
             "dataset": record["dataset"], "method_name": record["method"]}
 
 

@@ -4,7 +4,7 @@ A cell that raises or times out is recorded as failed with its message, and the 
 process that dies (killed, out of memory) loses only the cells it was running: those are rerun one at a
 time in a fresh pool (a cell that kills its worker again is recorded failed, alone) and the rest of the
 grid goes on in parallel. Cells already in the store are skipped, so an interrupted run resumes where it
-was. The metrics' refits can be cached on disk across cells and runs (:mod:`bench.cache`).
+was. The metrics' refits can be cached on disk across cells and runs (:mod:`valbench.cache`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
              cap_fits: float | None = None) -> dict[str, Any]:
     """Evaluate one cell in this process and return its record; never raises for a failing method.
 
-    ``cache_dir``: a :class:`bench.cache.FitCache` directory for the metrics' retraining (None: no cache).
+    ``cache_dir``: a :class:`valbench.cache.FitCache` directory for the metrics' retraining (None: no cache).
     ``cap_fits``: the method's fit may take that many learner fits (:func:`evaluate_cell`); past it the cell
     is recorded with status ``"over cap"`` (a result: the method does not scale to this cell), not "timeout".
     ``inflight_dir``: where a marker file named by the cell's key stays while the cell runs, so that the
@@ -219,7 +219,7 @@ KILL_GRACE_S = 10.0  # past the time limit: how long a child's own SIGALRM gets 
 def _run_cell_in_child(cell: Cell, plugins: tuple[str, ...], time_limit_s: float, threads: int,
                        cache_dir: str | None, inflight_dir: str | None, cap_fits: float | None) -> dict[str, Any]:
     """:func:`run_cell` where SIGALRM cannot reach (a dask worker thread): in a forked child
-    (:mod:`bench.isolate`) that is killed if it overruns, so a hanging method fails its own cell and frees
+    (:mod:`valbench.isolate`) that is killed if it overruns, so a hanging method fails its own cell and frees
     the worker. A child that dies is replaced once, as the local runner reruns a dead worker's cells."""
     load_installed()  # imported once in the worker, inherited by every child instead of imported in each
     load_plugins(list(plugins))
@@ -297,7 +297,7 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
     active ``dask.distributed.Client``; its worker threads run each cell in a forked child, see
     :func:`run_cell`, so time limits hold there too).
-    ``cache_dir``: where the metrics cache their fits (:mod:`bench.cache`); None turns the cache off.
+    ``cache_dir``: where the metrics cache their fits (:mod:`valbench.cache`); None turns the cache off.
     ``cap_fits``: each method's fit may take that many learner fits on the cell's train split (:func:`run_cell`).
 
     When a worker process dies (killed, out of memory, a crash in native code) the pool is lost with every

@@ -1,6 +1,6 @@
 """Statistics of a run: paired differences to ``random``, the area under the subset-value curve, ranks, verdict.
 
-All inputs are tidy frames labelled by :mod:`bench.labels` (``setting``, ``method``, ``seed``, ...), so every
+All inputs are tidy frames labelled by :mod:`valbench.labels` (``setting``, ``method``, ``seed``, ...), so every
 variant of a method is its own entry. Seeds pair the comparisons: within a setting and seed every method
 sees the same split, noise and learner, so a difference is taken per seed before it is averaged.
 
@@ -14,6 +14,12 @@ sees the same split, noise and learner, so a difference is taken per seed before
   difference by ``autorank`` (Demšar 2006), on the largest complete table of methods x blocks.
 * :func:`verdict`: per setting the best method at each budget, those tied with it, and the cheapest method
   within one accuracy point of the best area.
+* :func:`rank_analyses`, :func:`ordered_regimes`: the rank test within each regime (clean labels, each noise
+  rate, each learner), never across them.
+* :func:`family_bests`: per setting and budget the best entry of each family, paired against the best overall.
+* :func:`attribution`: hostcp-fl against the best pipeline, and a pipeline's gain split into cleaning
+  (vs its selector alone) and selection (vs the same cleaning then random), on the area paired over seeds.
+* :func:`detection_ranking`, :func:`detection_table`: mislabel AUC and 2-means F1 per noisy setting, ranked.
 """
 
 from __future__ import annotations
@@ -234,7 +240,7 @@ def verdict(budgets: pd.DataFrame, cells: pd.DataFrame, level: float = LEVEL) ->
                    cheapest_near_best(area_summary(budgets, level), ok[["setting", "method", "wall_s"]], families))
 
 
-def _interval(diff: tuple[float, float, float]) -> str:
+def interval_text(diff: tuple[float, float, float]) -> str:
     mean, low, high = diff
     if math.isnan(mean):
         return "-"
@@ -249,7 +255,7 @@ def verdict_tables(result: Verdict) -> dict[str, pd.DataFrame]:
             "budget": [f"{100 * f:.3g}%" for f in rows.fraction],
             "best method": [f"{b} ({a:.3f})" for b, a in zip(rows.best, rows.accuracy)],
             "tied within the 95% interval": [", ".join(t) or "-" for t in rows.tied],
-            "best - random, points [95% CI]": [_interval(d) for d in rows.vs_random],
+            "best - random, points [95% CI]": [interval_text(d) for d in rows.vs_random],
         })
     return tables
 
@@ -267,3 +273,221 @@ def near_best_lines(result: Verdict) -> dict[str, str]:
             line += f"; random: {row.random_area:.3f}"
         lines[row.setting] = line
     return lines
+
+
+# ---------------------------------------------------------------------------------------------------- attribution
+
+def regime_of(frame: pd.DataFrame) -> dict[str, str]:
+    """``{setting: regime}`` from a labelled frame (one regime for all when the frame has no regime column)."""
+    if "regime" not in frame.columns:
+        return {s: "" for s in frame.setting.unique()}
+    return dict(zip(frame.setting, frame.regime))
+
+
+def ordered_regimes(regimes) -> list[str]:
+    """Distinct regimes, clean labels first, then by noise rate, then by learner."""
+    def key(regime: str) -> tuple[float, str]:
+        head = regime.split(",")[0]
+        rate = 0.0 if not head or head.startswith("clean") else float(head.split()[-1])
+        return rate, regime
+    return sorted(set(regimes), key=key)
+
+
+def rank_analyses(budgets: pd.DataFrame, alpha: float = 0.05) -> dict[str, RankAnalysis]:
+    """:func:`rank_analysis` within each regime (clean labels, each noise rate, each learner) separately:
+    a method that wins only by dropping flipped labels must not carry its noisy ranks into the clean ones."""
+    if "regime" not in budgets.columns or budgets.regime.nunique() <= 1:
+        return {(budgets.regime.iloc[0] if "regime" in budgets.columns and len(budgets) else ""):
+                rank_analysis(budgets, alpha)}
+    return {regime: rank_analysis(budgets[budgets.regime == regime], alpha)
+            for regime in ordered_regimes(budgets.regime)}
+
+
+FAMILY_ORDER = ("pipeline", "set-selection", "valuation", "peer", "reference")
+
+
+def _family_position(family: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
+
+
+def family_bests(budgets: pd.DataFrame, families: dict[str, str], level: float = LEVEL) -> pd.DataFrame:
+    """Per (setting, fraction, family): the family's best entry (highest mean accuracy over seeds) and its paired
+    difference to the best entry overall (references excluded from "overall", shown as a family of their own).
+
+    ``diff``: the mean over seeds of accuracy(family best) - accuracy(overall best), with its t interval
+    (0 for the overall best's own family).
+    """
+    columns = ["setting", "fraction", "family", "method", "accuracy", "best", "diff"]
+    wide = _by_seed(budgets)
+    contenders = [m for m in _contenders(budgets, families) if m in wide.columns]
+    rows = []
+    for (setting, fraction), block in wide.groupby(level=["setting", "fraction"], sort=False):
+        means = block.mean().dropna()
+        pool = means[[m for m in means.index if m in contenders]]
+        if pool.empty:
+            continue
+        best = pool.idxmax()
+        for family in sorted(set(families[m] for m in means.index), key=_family_position):
+            members = means[[families[m] == family for m in means.index]]
+            top = members.idxmax()
+            diff = mean_ci((block[top] - block[best]).dropna(), level) if top != best else (0.0, 0.0, 0.0)
+            rows.append((setting, fraction, family, top, members[top], best, diff))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def family_best_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`family_bests` of one setting for display: rows budgets, a column per family."""
+    if rows.empty:
+        return pd.DataFrame()
+    table: dict[str, dict[str, str]] = {}
+    for row in rows.itertuples():
+        text = f"{row.method} ({row.accuracy:.3f})" + ("" if row.method == row.best else f" {interval_text(row.diff)}")
+        table.setdefault(f"{100 * row.fraction:.3g}%", {})[f"best {row.family}"] = text
+    frame = pd.DataFrame.from_dict(table, orient="index")
+    frame.index.name = "budget"
+    return frame.reset_index()
+
+
+HOSTCP_FL = "hostcp-fl"
+FACILITY_LOCATION = "facility-location"
+DETECTORS = ("cleanlab", "enn", "aum", "odv-DataOob", "pydvl-data-oob", "knn-shapley", HOSTCP_FL)
+
+
+@dataclass
+class Attribution:
+    """Per setting: does hostcp-fl beat the best pipeline, and does a pipeline's win come from cleaning or selection.
+
+    ``entries``: role -> the entry playing it (``best pipeline`` -> ``pipeline (detector=enn, ...)``);
+    ``areas``: the subset-value area (mean over seeds) of each entry; ``diffs``: paired differences of the
+    area over seeds (mean, low, high), named by what they measure, with the two entries compared.
+    """
+
+    setting: str
+    entries: dict[str, str]
+    areas: dict[str, float]
+    diffs: dict[str, tuple[str, str, tuple[float, float, float]]]  # name -> (left entry, right entry, interval)
+
+
+def _pipelines(identities: dict[str, tuple[str, dict]], labels: list[str], selector: str | None = None) -> list[str]:
+    return [m for m in labels if identities.get(m, ("", {}))[0] == "pipeline"
+            and (selector is None or identities[m][1].get("selector") == selector)
+            and identities[m][1].get("detector") != "none"]
+
+
+def attribution(budgets: pd.DataFrame, identities: dict[str, tuple[str, dict]],
+                level: float = LEVEL) -> list[Attribution]:
+    """Where a cleaning selector's win comes from, per setting, on the subset-value area (paired over seeds).
+
+    Entries: ``hostcp-fl``; the best pipeline of any kind; the best pipeline(detector, facility-location) and,
+    with the same detector, pipeline(detector, random); ``facility-location`` alone; ``random``. Differences:
+
+    * hostcp-fl - best pipeline: does the convex program beat clean-then-select at all;
+    * cleaning: pipeline(d, facility-location) - facility-location (same selector, suspects removed first);
+    * selection: pipeline(d, facility-location) - pipeline(d, random) (same cleaning, a selector vs chance);
+    * hostcp-fl - pipeline(d, facility-location): what hostcp-fl adds beyond cleaning then facility location.
+
+    The best pipeline and detector are picked by mean area on the same data, which favours the pipeline: a
+    hostcp-fl win against it is conservative. Settings without hostcp-fl or any pipeline are skipped.
+    """
+    areas = subset_value_area(budgets)
+    out = []
+    for setting, here in areas.groupby("setting", sort=False):
+        wide = here.pivot_table(index="seed", columns="method", values="area")
+        means = wide.mean()
+        present = list(wide.columns)
+        pipes = _pipelines(identities, present)
+        if not pipes or (HOSTCP_FL not in present and FACILITY_LOCATION not in present):
+            continue
+        entries = {"best pipeline": means[pipes].idxmax()}
+        fl_pipes = _pipelines(identities, present, FACILITY_LOCATION)
+        if fl_pipes:
+            clean_fl = means[fl_pipes].idxmax()
+            entries["pipeline (·, facility-location)"] = clean_fl
+            detector = identities[clean_fl][1].get("detector")
+            with_random = [m for m in _pipelines(identities, present, "random")
+                           if identities[m][1].get("detector") == detector]
+            if with_random:
+                entries["pipeline (same detector, random)"] = with_random[0]
+        for name in (HOSTCP_FL, FACILITY_LOCATION, REFERENCE):
+            if name in present:
+                entries[name] = name
+
+        def diff(left: str, right: str) -> tuple[str, str, tuple[float, float, float]] | None:
+            if left not in entries or right not in entries:
+                return None
+            a, b = entries[left], entries[right]
+            return a, b, mean_ci((wide[a] - wide[b]).dropna(), level)
+
+        diffs = {name: d for name, d in (
+            ("hostcp-fl - best pipeline", diff(HOSTCP_FL, "best pipeline")),
+            ("cleaning (pipeline - facility-location)", diff("pipeline (·, facility-location)", FACILITY_LOCATION)),
+            ("selection (facility-location - random, after cleaning)",
+             diff("pipeline (·, facility-location)", "pipeline (same detector, random)")),
+            ("hostcp-fl - clean-then-facility-location", diff(HOSTCP_FL, "pipeline (·, facility-location)")
+             if entries.get("pipeline (·, facility-location)") != entries["best pipeline"] else None),
+        ) if d is not None}
+        out.append(Attribution(setting, entries, {m: float(means[m]) for m in entries.values()}, diffs))
+    return out
+
+
+def _verb(interval: tuple[float, float, float]) -> str:
+    mean, low, high = interval
+    if math.isnan(mean):
+        return "?"
+    if low > 0:
+        return "wins"
+    if high < 0:
+        return "loses"
+    return "ties"
+
+
+def attribution_line(item: Attribution) -> str:
+    """One sentence: hostcp-fl against the best pipeline, then the cleaning and the selection gains."""
+    parts = []
+    for name, (left, right, interval) in item.diffs.items():
+        parts.append(f"{name}: {left} vs {right} {interval_text(interval)} points ({_verb(interval)})")
+    return "; ".join(parts) if parts else "no pipeline to compare"
+
+
+def attribution_table(items: list[Attribution]) -> pd.DataFrame:
+    """One row per (setting, comparison): the two entries, their areas and the paired difference in points."""
+    rows = []
+    for item in items:
+        for name, (left, right, interval) in item.diffs.items():
+            rows.append({"dataset": item.setting, "comparison": name, "left": f"{left} ({item.areas[left]:.3f})",
+                         "right": f"{right} ({item.areas[right]:.3f})",
+                         "left - right, points [95% CI]": interval_text(interval), "verdict": _verb(interval)})
+    return pd.DataFrame(rows, columns=["dataset", "comparison", "left", "right", "left - right, points [95% CI]",
+                                       "verdict"])
+
+
+def detection_ranking(cells: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """Per setting with flipped labels: every method with a mislabel AUC, ranked by mean AUC (1 = best), with
+    the 2-means F1. Pipelines are left out: their scores are their detector's. Noise-free settings have no
+    AUC and no rows."""
+    columns = ["setting", "rank", "method", "AUC", "AUC low", "AUC high", "F1", "n"]
+    ok = cells[(cells.status == "ok") & (cells.family != "pipeline")].dropna(subset=["mislabel_auc"])
+    rows = []
+    for setting, here in ok.groupby("setting", sort=False):
+        stats_ = [(m, *mean_ci(g.mislabel_auc, level), float(g.kmeans_f1.mean()) if g.kmeans_f1.notna().any()
+                   else math.nan, len(g)) for m, g in here.groupby("method", sort=False)]
+        stats_.sort(key=lambda s: -s[1])
+        rows += [(setting, i + 1, *s) for i, s in enumerate(stats_)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def detection_table(ranking: pd.DataFrame, detectors: tuple[str, ...] = DETECTORS) -> pd.DataFrame:
+    """Rows: noisy settings; columns: the named label-error detectors present, each "AUC / F1 (rank)", and the
+    best AUC of any method. Empty when none of the named detectors ran (the results table has every AUC)."""
+    present = [d for d in detectors if d in set(ranking.method)]
+    rows = []
+    if not present:
+        return pd.DataFrame(columns=["dataset", "best AUC"])
+    for setting, here in ranking.groupby("setting", sort=False):
+        here = here.set_index("method")
+        row = {"dataset": setting}
+        for d in present:
+            row[d] = (f"{here.AUC[d]:.3f} / {here.F1[d]:.3f} ({int(here['rank'][d])})" if d in here.index else "-")
+        row["best AUC"] = f"{here.AUC.idxmax()} ({here.AUC.max():.3f})"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", *present, "best AUC"])

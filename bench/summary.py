@@ -1,6 +1,6 @@
 """The plain summary of a run: the verdict, then a markdown table per dataset and method (``summary.md``).
 
-Rows are labelled by :mod:`bench.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
+Rows are labelled by :mod:`valbench.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
 own row; ``results.csv`` holds one row per cell and budget with the same labels.
 """
 
@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from valbench.results import budgets_frame, cells_frame, load_records
-from valbench.stats import area_summary, near_best_lines, verdict, verdict_tables
+from valbench.labels import Labels
+from valbench.stats import (area_summary, attribution, attribution_table, detection_ranking, detection_table,
+                            family_best_table, family_bests, near_best_lines, ordered_regimes, regime_of, verdict, verdict_tables)
 
 
 def _mean_se(values: pd.Series) -> str:
@@ -48,19 +50,53 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
 
 
 def verdict_markdown(records: list[dict]) -> list[str]:
-    """The verdict as markdown lines: per dataset, the best method at each budget and the cheap near-best."""
+    """The verdict as markdown lines, per regime (clean labels, each noise rate, each learner) and dataset: the
+    best method at each budget, the best of each family, the cheap near-best; then where the win comes from
+    (hostcp-fl vs pipelines, cleaning vs selection) and the mislabel-detection ranking of the regime."""
     budgets = budgets_frame(records)
     if budgets.empty:
         return []
-    result = verdict(budgets, cells_frame(records))
+    cells = cells_frame(records)
+    result = verdict(budgets, cells)
+    families = dict(zip(cells.method, cells.family))
+    bests = family_bests(budgets, families)
+    labels = Labels(records)
+    attributions = {a.setting: a for a in attribution(budgets, labels.identities(records))}
+    ranking = detection_ranking(cells)
     lines = ["## Verdict", "",
-             "Best method per budget (mean test accuracy over seeds; references such as random excluded); "
-             "tied: the paired difference to the best over seeds has a 95 % t interval reaching 0. "
-             "Area: mean accuracy over the budget range (trapezoid).", ""]
+             "Given separately for clean labels, each noise rate and each learner. Best method per budget (mean "
+             "test accuracy over seeds; references such as random excluded); tied: the paired difference to the "
+             "best over seeds has a 95 % t interval reaching 0. Then the best of each family with its paired "
+             "difference to the best overall, in points. Area: mean accuracy over the budget range (trapezoid).", ""]
     sentences = near_best_lines(result)
-    for setting, table in verdict_tables(result).items():
-        lines += [f"### {setting}", "", sentences.get(setting, ""), "", table.to_markdown(index=False), ""]
+    tables = verdict_tables(result)
+    regimes = regime_of(cells)
+    order = ordered_regimes(regimes[s] for s in tables)
+    head = "####" if len(order) > 1 else "###"  # several regimes: a heading per regime, the datasets under it
+    for regime in order:
+        settings = [s for s in tables if regimes[s] == regime]
+        if len(order) > 1:
+            lines += [f"### {regime.capitalize()}", ""]
+        for setting in settings:
+            lines += [f"{head} {setting}", "", sentences.get(setting, ""), "", tables[setting].to_markdown(index=False),
+                      ""]
+            per_family = family_best_markdown(bests[bests.setting == setting])
+            if per_family:
+                lines += [per_family, ""]
+        here = [attributions[s] for s in settings if s in attributions]
+        if here:
+            lines += ["Where the win comes from (subset-value area, paired over seeds, points):", "",
+                      attribution_table(here).to_markdown(index=False), ""]
+        detection = detection_table(ranking[ranking.setting.isin(settings)])
+        if not detection.empty:
+            lines += ["Mislabel detection, AUC / 2-means F1 (rank by AUC among all methods of the run):", "",
+                      detection.to_markdown(index=False), ""]
     return lines
+
+
+def family_best_markdown(rows: pd.DataFrame) -> str:
+    """The best of each family per budget, with its paired difference to the best overall, as a markdown table."""
+    return "" if rows.empty else family_best_table(rows).to_markdown(index=False)
 
 
 def write_summary(run_dir: str | Path) -> str:

@@ -34,12 +34,11 @@ def quality(args: argparse.Namespace) -> None:
     from valbench.registry import METHODS, load_installed
 
     load_installed()
-    import valbench.methods.hostcp.faithful  # noqa: F401  (registers hostcp even where methods/__init__ does not import it)
 
     wanted = args.methods.split(",") if args.methods else \
         ["hostcp", "hostcp-lp", *BASELINES, *[m for m in OPTIONAL if m in METHODS]]
     datasets = args.datasets.split(",")
-    cmd = [sys.executable, "-m", "valbench", "--plugin", "valbench.methods.hostcp.faithful", "run", "--methods", ",".join(wanted),
+    cmd = [sys.executable, "-m", "valbench", "run", "--methods", ",".join(wanted),
            "--datasets", ",".join(datasets), "--seeds", args.seeds, "--noise", "0.1",
            "--jobs", str(args.jobs), "--out", str(args.out), "--run-id", "study",
            "--time-limit", str(args.time_limit), "--no-progress"]

@@ -11,7 +11,7 @@ point's clean label is the class of its nearest centre. The train split mixes th
   must keep because nothing else pins the boundary down.
 
 Valid and test are drawn from the regular distribution only, so redundancy cannot inflate test accuracy.
-Label noise is injected afterwards by the harness (:mod:`datasets.noise`).
+Label noise is injected afterwards by the harness (:mod:`valbench.datasets.noise`).
 """
 
 from __future__ import annotations

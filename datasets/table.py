@@ -11,7 +11,7 @@
 Labels may be strings or numbers (encoded as classes 0..C-1 in sorted order). Text, categorical and boolean
 feature columns are one-hot encoded (at most ``max_categories`` values each); numeric columns are used as
 they are; the features are then standardised on the train split. Every problem with the file is a
-:class:`~bench.protocol.DataError` naming the file and what to change, raised when the grid is checked,
+:class:`~valbench.protocol.DataError` naming the file and what to change, raised when the grid is checked,
 before any cell runs.
 """
 
@@ -38,7 +38,7 @@ def load_table(seed: int = 0, path: str = "", label: str = "", drop: str = "", s
     ``drop``: columns to leave out, joined by ``+`` (e.g. ``id+name``; a comma would expand the grid).
     ``drop_nonfinite``: drop the rows with NaN, inf or a missing value instead of refusing the file.
     ``n_train``/``n_valid``/``n_test``: point counts, or fractions of the rows in (0, 1); missing ones take
-    60/20/20 % of what remains, as for every loader (:func:`datasets.splits.split_sizes`).
+    60/20/20 % of what remains, as for every loader (:func:`valbench.datasets.splits.split_sizes`).
     """
     file = _existing_file(path)
     where = f"dataset 'table' ({file.name})"

@@ -8,7 +8,7 @@ files ``make data`` places in ``$VALBENCH_DATA`` (parsed by the pure-Python ``rd
 | ``satellite`` | mlbench/Satellite.rda | 6,435 x 36 | 6 soil types (``classes``) |
 | ``dna`` | mlbench/DNA.rda | 3,186 x 180 | 3 splice-junction types (``Class``) |
 | ``spam`` | kernlab/spam.rda | 4,601 x 57 | 2 (``type``) |
-| ``caravan`` | kernlab/ticdata.rda | 9,822 x 134 | 2 (``CARAVAN``: 6.0 % insurance) |
+| ``caravan`` | kernlab/ticdata.rda | 9,822 x 137 (85 columns encoded) | 2 (``CARAVAN``: 6.0 % insurance) |
 
 The sources pool their train and test files (the Statlog splits are not marked), so every set is split like
 the built-ins: stratified, every class in every split, standardised on the train split
@@ -90,7 +90,8 @@ SETS = {
                 "Statlog shuttle: 58,000 x 9, 7 classes (78.6 % one, the rarest 13 and 10 rows); needs `make data`"),
     "satellite": ("mlbench/Satellite.rda", "classes",
                   "Statlog Landsat satellite: 6,435 x 36, 6 classes; needs `make data`"),
-    "dna": ("mlbench/DNA.rda", "Class", "Statlog DNA splice junctions: 3,186 x 180 binary, 3 classes; needs `make data`"),
+    "dna": ("mlbench/DNA.rda", "Class",
+            "Statlog DNA splice junctions: 3,186 x 180 binary, 3 classes; needs `make data`"),
     "spam": ("kernlab/spam.rda", "type", "UCI spambase: 4,601 x 57, 2 classes (39 % spam); needs `make data`"),
     "caravan": ("kernlab/ticdata.rda", "CARAVAN",
                 "CoIL 2000 insurance (ticdata): 9,822 x 137 encoded, 2 classes (6.0 % positive); needs `make data`"),

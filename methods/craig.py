@@ -14,7 +14,7 @@ without them, which shows what the weights are worth.
 g_i is the gradient of the loss of the learner trained on all the data with respect to its last layer,
 [p_i - e_{y_i}, (p_i - e_{y_i}) x h_i] (DeepCore's and CORDS's last-layer embedding; for logistic regression
 the full gradient), or its bias part only (``with_input = false``). d_0 = max ||g_i - g_j|| + 1e-3 as in
-DeepCore. The greedy is apricot's lazy greedy (:mod:`methods.selection`); it stops at each class's share of
+DeepCore. The greedy is apricot's lazy greedy (:mod:`valbench.methods.selection`); it stops at each class's share of
 the largest budget, the other points following by their marginal gain. Memory: one class's dense n_c x n_c
 similarity at a time (Shuttle's largest class: 1.9 GB at 20,000 points); the weights come from distances to
 the medoids in row chunks.

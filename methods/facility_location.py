@@ -11,7 +11,7 @@ class's share of it); the points it never picked follow by their marginal gain a
 point's score is its reverse position in that order.
 
 * ``per_class = true``: one greedy order per class on that class's points, the budget split by class share
-  (largest remainder, :func:`methods.selection.class_budgets`): CRAIG's setting, in input space.
+  (largest remainder, :func:`valbench.methods.selection.class_budgets`): CRAIG's setting, in input space.
 * ``neighbors = m > 0``: the similarity keeps each point's m nearest neighbours only (apricot's sparse
   kNN graph, ``n_neighbors``), O(n m) memory instead of a dense n x n matrix, for large n. The dense
   similarity (``neighbors = 0``) is one float64 n_c x n_c array per class, built in place: 1.9 GB for

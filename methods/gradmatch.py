@@ -2,7 +2,7 @@
 Data Subset Selection for Efficient Deep Model Training", ICML 2021), per-class variant.
 
 For each class c, with g_i the last-layer gradient of point i under the learner trained on all the data
-(:func:`methods.selection.last_layer_gradients`) and the target G_c = sum_{i in c} g_i (the class's full
+(:func:`valbench.methods.selection.last_layer_gradients`) and the target G_c = sum_{i in c} g_i (the class's full
 train gradient; ``target = "valid"``: the validation split's), it solves
 
     min_{|S| <= k_c, w >= 0}  || sum_{j in S} w_j g_j - G_c ||^2 + lam ||w||^2
@@ -10,7 +10,7 @@ train gradient; ``target = "valid"``: the validation split's), it solves
 by orthogonal matching pursuit (Algorithm 1 of the paper, OMP of Elenberg et al.): add the point whose
 gradient is most positively correlated with the residual, refit the weights of the support by ridge least
 squares, drop negative weights (most negative first) until all are >= 0, and repeat until k_c points or
-residual / ||G_c|| < ``tol``. k_c is the class's share of the budget (:func:`methods.selection.class_budgets`).
+residual / ||G_c|| < ``tol``. k_c is the class's share of the budget (:func:`valbench.methods.selection.class_budgets`).
 Where OMP stops short of k_c, the rest are drawn at random (seeded) with weight 1, as CORDS does.
 
 OMP is not nested in k (weights are refitted, points can be dropped), but an iteration never depends on how

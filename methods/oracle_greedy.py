@@ -18,7 +18,7 @@ candidates tie and go by index), without a fit. This keeps the first steps indep
 
 Each step fits |P_t| models, warm-started from the optimum on S (exact for the convex default learner).
 Where the logistic model has few parameters the step's fits are solved together by the batched Newton
-solver of Monte-Carlo Shapley (:class:`methods.tmc_shapley.BatchedPrefixFits`); otherwise one by one
+solver of Monte-Carlo Shapley (:class:`valbench.methods.tmc_shapley.BatchedPrefixFits`); otherwise one by one
 with the learner (L-BFGS). Cost: about k_max x pool fits.
 """
 

@@ -1,7 +1,7 @@
 """Adapter: pyDVL 0.10's valuation methods as valbench methods ``pydvl-<name>``, run on the cell's own splits.
 
 Every model-based method trains *this suite's learner* (wrapped as a scikit-learn classifier,
-:class:`SuiteClassifier`) and scores it with the native utility (:mod:`methods.utility`: validation
+:class:`SuiteClassifier`) and scores it with the native utility (:mod:`valbench.methods.utility`: validation
 accuracy by default, or ``neg_loss``), the empty set scoring what the native methods give it (the
 untrained model's score). So ``pydvl-tmc-shapley`` and ``tmc-shapley`` value the same game and differ
 only in their algorithms (the native ones warm-start and batch their fits; pyDVL retrains every subset

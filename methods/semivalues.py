@@ -1,4 +1,4 @@
-"""Two semivalues beside Data Shapley, on the same sampling machinery as :mod:`methods.tmc_shapley`.
+"""Two semivalues beside Data Shapley, on the same sampling machinery as :mod:`valbench.methods.tmc_shapley`.
 
 * ``beta-shapley`` (Kwon & Zou, AISTATS 2022): phi_i = (1/n) sum_j w(j) E[U(S + i) - U(S) | |S| = j - 1] with
   w(j) = n Beta(j + beta - 1, n - j + alpha) / Beta(alpha, beta) * C(n-1, j-1). In a uniform permutation
@@ -8,7 +8,7 @@
 * ``banzhaf`` (Wang & Jia, AISTATS 2023), maximum-sample-reuse estimator: draw subsets S with every point
   in independently with probability 1/2, train once per subset, and phi_i = mean U(S | i in S) -
   mean U(S | i not in S): every model informs every point. For the logreg learner the subsets are solved
-  in blocks by :class:`~methods.tmc_shapley.BatchedPrefixFits`.
+  in blocks by :class:`~valbench.methods.tmc_shapley.BatchedPrefixFits`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-import valbench.methods.knn_shapley
+from valbench.methods import knn_shapley
 from valbench import perfgate
 from valbench.learners import make_learner
 from valbench.registry import METHODS
@@ -89,7 +89,7 @@ def test_injected_slowdown_fails_the_gate_and_an_unchanged_run_passes(monkeypatc
     unchanged = perfgate.gate(baseline, measure_ratios, tolerance=1.5, confirm=2)
     assert not unchanged.failed, unchanged.summary()
 
-    kernel = methods.knn_shapley.knn_shapley_values
+    kernel = knn_shapley.knn_shapley_values
 
     def slow_kernel(*args, **kwargs):  # busy-waits: the gate measures CPU time, which a sleep would not use
         t0 = time.process_time()
@@ -99,7 +99,7 @@ def test_injected_slowdown_fails_the_gate_and_an_unchanged_run_passes(monkeypatc
             pass
         return out
 
-    monkeypatch.setattr(methods.knn_shapley, "knn_shapley_values", slow_kernel)
+    monkeypatch.setattr(knn_shapley, "knn_shapley_values", slow_kernel)
     slowed = perfgate.gate(baseline, measure_ratios, tolerance=1.5, confirm=2)
     assert slowed.failed and slowed.regressed == ["knn-shapley"], slowed.summary()
     row = next(r for r in slowed.rows if r.name == "knn-shapley")

@@ -1,5 +1,5 @@
 """Every usage error is refused before any cell runs: one line naming what is wrong and what is valid, exit 2,
-no traceback, no run directory. Table-driven, in-process (``bench.cli.main``), so the whole table runs in
+no traceback, no run directory. Table-driven, in-process (``valbench.cli.main``), so the whole table runs in
 seconds."""
 
 from pathlib import Path
@@ -144,3 +144,30 @@ def test_a_malformed_flag_value_is_named_by_argparse(out, capsys):
     assert exit_info.value.code == 2
     assert "argument --seeds: invalid comma-separated int value: 'one'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_created_is_a_usage_error(capsys):
+    """/proc refuses new folders even to root: the first write fails, which must be one line and exit 2."""
+    out = Path("/proc/valbench-no-such-run")
+    assert_refused(["run", *BASE, "--no-progress", "--out", str(out)], f"--out {out}: cannot create or write",
+                   out, capsys)
+
+
+def test_jobs_above_the_core_count_are_capped_with_one_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("valbench.cli.available_cores", lambda: 2)
+    assert main(["run", *BASE, "--seeds", "0", "--jobs", "1000", "--no-progress", "--out", str(tmp_path)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: --jobs 1000 exceeds this machine's 2 CPU cores; running 2 cells at a time "
+                        "(a cluster takes more through --backend dask)"]
+
+
+def test_repeated_seeds_methods_and_datasets_run_once_with_a_warning(tmp_path, capsys):
+    argv = ["run", "--methods", "random,random", "--datasets", "wine,wine", "--seeds", "0,1,0", "--no-progress",
+            "--out", str(tmp_path), "--run-id", "dup"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: methods random given more than once; each runs once" in err
+    assert "warning: datasets wine given more than once; each runs once" in err
+    assert "warning: seeds 0 given more than once; each runs once" in err
+    rows = (tmp_path / "dup" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # random x wine x seeds {0, 1}

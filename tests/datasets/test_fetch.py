@@ -38,8 +38,9 @@ def mirror(tmp_path, monkeypatch):
                         str(debs / f"{package}_1.0_all.deb")], check=True, capture_output=True)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" = download ] || exit 0\n'
-                                     f'cp {debs}/"$2"_*.deb . 2>/dev/null || {{ echo "E: Unable to locate package $2" >&2; exit 100; }}\n')
+    (bin_dir / "apt-get").write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" = download ] || exit 0\n'
+        f'cp {debs}/"$2"_*.deb . 2>/dev/null || {{ echo "E: Unable to locate package $2" >&2; exit 100; }}\n')
     (bin_dir / "apt-get").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('dpkg')).parent}")
     return log

@@ -1,9 +1,9 @@
 """pytest-benchmark timings of every native method and the learner's fit, each as a ratio to a calibration.
 
-The calibration workload (:func:`bench.perfgate.calibration_workload`) runs in pytest-benchmark's untimed
+The calibration workload (:func:`valbench.perfgate.calibration_workload`) runs in pytest-benchmark's untimed
 ``setup`` before every round, so benchmark and calibration alternate and see the same load; its times go
-into ``extra_info`` and ``bench.perfgate`` takes the median over rounds of benchmark / calibration time. Both are CPU times
-(``bench.perfgate.TIMER``): run the suite through ``python -m valbench.perfgate`` (``make bench-ci``), which
+into ``extra_info`` and ``valbench.perfgate`` takes the median over rounds of benchmark / calibration time. Both are CPU times
+(``valbench.perfgate.TIMER``): run the suite through ``python -m valbench.perfgate`` (``make bench-ci``), which
 passes ``--benchmark-timer=time.process_time``. Rounds:
 ``VALBENCH_PERF_ROUNDS`` (default 7), after one warm-up round (first-call costs: caches, lazy imports).
 """
@@ -47,7 +47,7 @@ def test_every_native_method_has_a_workload():
     """A method added to methods/ should get a workload here, or the gate does not see its runtime (a warning)."""
     covered = {w.method for w in WORKLOADS}
     native = {name for name, cls in METHODS.items()
-              if cls.__module__.startswith("methods.") and cls.family != "peer"}
+              if cls.__module__.startswith("valbench.methods.") and cls.family != "peer"}
     if native - covered:
         warnings.warn(f"native methods without a perf workload in tests/perf/workloads.py (not gated): "
                       f"{sorted(native - covered)}", stacklevel=1)
