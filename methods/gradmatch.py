@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
@@ -40,22 +41,30 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
     by ridge least squares argmin_w ||A_S w - b||^2 + lam ||w||^2, and drops the most negative weight until
     none is negative. Nothing in an iteration depends on how many follow, so the state after t iterations is
     what a run stopped at t returns: every budget's answer comes from one run. The Gram matrix A_S^T A_S and
-    A_S^T b are kept up to date column by column (d |S| per added point instead of d |S|^2 per refit).
+    A_S^T b are kept up to date column by column (d |S| per added point instead of d |S|^2 per refit), and
+    with lam > 0 so is the Cholesky factor of A_S^T A_S + lam I (one triangular solve per added point, a fresh
+    factorisation only when a point is dropped): a refit costs O(|S|^2) instead of O(|S|^3), which made a
+    class with a 1,650-point share (caravan's majority class at 30 %) run past its cap.
     """
     wanted = sorted({int(t) for t in steps})
     support: list[int] = []
     gram = np.zeros((0, 0))
     rhs = np.zeros(0)
+    factor = np.zeros((0, 0))  # lower Cholesky factor of gram + lam I (lam > 0), grown row by row
     weights = np.zeros(0)
     residual = b.astype(np.float64).copy()
     norm_b = np.linalg.norm(b) or 1.0
     path: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    def refactor() -> np.ndarray:
+        return np.linalg.cholesky(gram + lam * np.eye(len(support))) if support else np.zeros((0, 0))
+
     def solve() -> np.ndarray:
         if not support:
             return np.zeros(0)
-        system = gram + lam * np.eye(len(support))
-        return np.linalg.solve(system, rhs) if lam > 0 else np.linalg.lstsq(system, rhs, rcond=None)[0]
+        if lam > 0:  # two triangular solves on the kept factor: O(|S|^2)
+            return solve_triangular(factor, solve_triangular(factor, rhs, lower=True), lower=True, trans="T")
+        return np.linalg.lstsq(gram, rhs, rcond=None)[0]  # lam = 0: the Gram matrix may be singular
 
     stopped = False
     for t in range(1, (wanted[-1] if wanted else 0) + 1):
@@ -70,15 +79,25 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
             else:
                 column = a[:, pick]
                 cross = a[:, support].T @ column
-                gram = np.block([[gram, cross[:, None]], [cross[None, :], np.array([[column @ column]])]])
+                diagonal = column @ column
+                gram = np.block([[gram, cross[:, None]], [cross[None, :], np.array([[diagonal]])]])
                 rhs = np.append(rhs, column @ b)
-                support.append(pick)
+                if lam > 0:  # append a row to the Cholesky factor: l = L^-1 cross, d = sqrt(g + lam - l.l)
+                    row = solve_triangular(factor, cross, lower=True) if len(support) else np.zeros(0)
+                    pivot = diagonal + lam - row @ row
+                    support.append(pick)
+                    factor = (np.block([[factor, np.zeros((len(row), 1))], [row[None, :], np.sqrt([[pivot]])]])
+                              if pivot > 0 else refactor())
+                else:
+                    support.append(pick)
                 weights = solve()
                 while len(support) and weights.min() < 0:
                     drop = int(np.argmin(weights))
                     support.pop(drop)
                     keep = np.arange(len(rhs)) != drop
                     gram, rhs = gram[np.ix_(keep, keep)], rhs[keep]
+                    if lam > 0:
+                        factor = refactor()
                     weights = solve()
                 residual = b - a[:, support] @ weights
         if t in wanted:
