@@ -13,7 +13,7 @@ In the spirit of DeepCore's ``methods_utils``: the pieces several selectors need
 * :func:`class_steps`: how many picks each class's greedy needs for every budget;
 * :func:`squared_distances`: the dense pairwise squared distances in one n x n allocation;
 * :func:`facility_location_order`: apricot's lazy-greedy facility location on a precomputed similarity;
-* :func:`medoid_weights`: CRAIG's weight of each selected medoid, the size of its cluster (nearest medoid).
+* :func:`medoid_weights`: CRAIG's weight of each selected medoid, the size of its cluster.
 """
 
 from __future__ import annotations
@@ -229,15 +229,10 @@ def facility_location_gains(similarity, covered: np.ndarray, chunk: int = 1024) 
                            for i in range(0, len(similarity), chunk)] or [np.zeros(0)])
 
 
-def medoid_weights(points: np.ndarray, medoids: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """CRAIG's weights: gamma_j = |{i : j = argmin_m ||points_i - medoids_m||}|, the size of medoid j's cluster.
+def medoid_weights(similarity: np.ndarray, medoids: np.ndarray) -> np.ndarray:
+    """CRAIG's weights: gamma_j = |{i : j = argmax_{m in medoids} sim[i, m]}|, the size of j's cluster.
 
-    They sum to the number of points (each is assigned to its nearest medoid, which is its most similar one
-    under CRAIG's similarity max(D) - D + 1e-3; ties to the first). Rows go in chunks: no n x n matrix.
+    They sum to the number of rows (every point is assigned to its most similar medoid; ties to the first).
     """
-    m = torch.as_tensor(np.asarray(medoids), dtype=torch.float64)
-    counts = np.zeros(len(m))
-    for start in range(0, len(points), chunk):
-        p = torch.as_tensor(np.asarray(points[start:start + chunk]), dtype=torch.float64)
-        counts += np.bincount(torch.cdist(p, m).argmin(1).numpy(), minlength=len(m))
-    return counts
+    nearest = np.argmax(np.asarray(similarity)[:, medoids], axis=1)
+    return np.bincount(nearest, minlength=len(medoids)).astype(np.float64)
