@@ -204,6 +204,10 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
     except Exception as err:  # a failing method fails its own cell only
         tail = "".join(traceback.format_exception(err)[-3:])
         record.update(status="failed", error=f"{cell.method}: {type(err).__name__}: {err}", traceback=tail)
+    # a limit's signal can land between a no_grad block's switch and its try (inside torch's own context
+    # managers, which L-BFGS closures enter hundreds of times): the next cell in this process must not inherit
+    # autograd switched off (measured: every hostcp cell after a gradmatch 'over cap' failed without it)
+    torch.set_grad_enabled(True)
     record["cell_wall_s"] = time.perf_counter() - t0
     record["cell_cpu_s"] = time.process_time() - c0  # the whole cell's compute, metrics' refits included
     if cache is not None:

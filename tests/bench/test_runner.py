@@ -113,3 +113,15 @@ def test_a_cnn_cell_gets_the_datasets_image_shape():
     record = evaluate_cell(cell)
     assert record["learner_params"]["learner"] == "cnn" and record["learner_params"]["image_shape"] == [1, 8, 8]
     assert record["budgets"][0]["k"] == 20
+
+
+def test_a_cell_that_leaves_autograd_off_does_not_pass_it_on():
+    import torch
+
+    from valbench import runner
+    from valbench.registry import load_plugins
+
+    load_plugins([PLUGIN])
+    cell, = GridConfig(methods=["plugin-grad-off"], datasets=["wine"], budgets=[0.5]).cells()
+    assert runner.run_cell(cell, plugins=(PLUGIN,))["status"] == "failed"
+    assert torch.is_grad_enabled()

@@ -57,6 +57,19 @@ class Busy(ValuationMethod):
 
 
 @register_method
+class GradOff(ValuationMethod):
+    """Plugin test method that switches autograd off and fails, as a limit landing in torch.no_grad can."""
+
+    name = "plugin-grad-off"
+
+    def fit(self, data, learner, seed):
+        import torch
+
+        torch.set_grad_enabled(False)
+        raise RuntimeError("interrupted")
+
+
+@register_method
 class Killer(ValuationMethod):
     """Plugin test method that SIGKILLs its worker on the first call (marker file absent), or always with always=1."""
 
