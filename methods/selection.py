@@ -110,24 +110,33 @@ def per_class(y: np.ndarray, select: Callable[[np.ndarray], np.ndarray]) -> dict
     return {int(c): (members := np.flatnonzero(y == c))[select(members)] for c in np.unique(y)}
 
 
-def last_layer_gradients(model: FittedModel, x: np.ndarray, y: np.ndarray, with_input: bool = True) -> np.ndarray:
+def last_layer_gradients(model: FittedModel, x: np.ndarray, y: np.ndarray, with_input: bool = True,
+                         chunk: int = 2048) -> np.ndarray:
     """Per-point gradient of CE(f(x_i), y_i) w.r.t. the last linear layer: ``[p_i - e_{y_i}, (p_i - e_{y_i}) x h_i]``.
 
     p_i = softmax(logits), h_i the last layer's input (x itself for logistic regression, the hidden layer of
     the MLP). The bias part alone (``with_input=False``) is GradMatch/CORDS's cheap variant; both parts are
-    the full last-layer gradient used by CRAIG (DeepCore's ``calc_gradient``). Shape (n, C) or (n, C (1 + h)).
+    the full last-layer gradient used by CRAIG (DeepCore's ``calc_gradient``). Shape (n, C) or (n, C (1 + h)),
+    float64, filled ``chunk`` rows at a time: the float32 outer products and their concatenation existed
+    whole beside the float64 result before (3.4 GB peak for CRAIG at 20,000 Fashion-MNIST points).
     """
     module = model.module
-    xt = torch.as_tensor(x, dtype=torch.float32)
+    last = module if isinstance(module, torch.nn.Linear) else module[-1]
+    n, c = len(y), model.n_classes
+    out = None
     with torch.no_grad():
-        last = module if isinstance(module, torch.nn.Linear) else module[-1]
-        hidden = xt if last is module else module[:-1](xt)
-        residual = torch.softmax(last(hidden), dim=1)
-        residual[torch.arange(len(y)), torch.as_tensor(y)] -= 1.0
-        if not with_input:
-            return residual.double().numpy()
-        outer = (residual[:, :, None] * hidden[:, None, :]).flatten(1)
-        return torch.cat([residual, outer], dim=1).double().numpy()
+        for start in range(0, n, chunk):
+            xt = torch.as_tensor(x[start:start + chunk], dtype=torch.float32)
+            hidden = xt if last is module else module[:-1](xt)
+            residual = torch.softmax(last(hidden), dim=1)
+            residual[torch.arange(len(xt)), torch.as_tensor(y[start:start + chunk])] -= 1.0
+            width = c if not with_input else c * (1 + hidden.shape[1])
+            if out is None:
+                out = np.empty((n, width), dtype=np.float64)
+            out[start:start + len(xt), :c] = residual.double().numpy()
+            if with_input:
+                out[start:start + len(xt), c:] = (residual[:, :, None] * hidden[:, None, :]).flatten(1).double().numpy()
+    return out if out is not None else np.zeros((0, c))
 
 
 def squared_distances(x: np.ndarray) -> np.ndarray:
