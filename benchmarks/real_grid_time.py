@@ -33,13 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     cells = defaultdict(int)
     for cell in config.cells():
         cells[(cell.dataset, cell.method)] += 1
-    measured: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    latest: dict[str, dict] = {}  # a cell's later record wins (--retry-failed), as in the results store
     for path in args.results:
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 if r.get("cell_cpu_s") is not None:
-                    measured[(r["dataset"], r["method"])].append(r)
+                    latest[r["key"]] = r
+    measured: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in latest.values():
+        measured[(r["dataset"], r["method"])].append(r)
     print("| dataset | method | cells | CPU s per cell | fit CPU s | learner fits | peak RSS MiB | status |")
     print("|:--|:--|--:|--:|--:|--:|--:|:--|")
     total, by_dataset, missing = 0.0, defaultdict(float), []
