@@ -7,7 +7,7 @@ VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install data bench bench-quick report reference-report test bench-ci bench-baseline clean scaling
+.PHONY: install data bench bench-quick bench-real bench-real-cnn report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ bench: install
 
 bench-quick: install
 	$(VALBENCH) run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
+
+# Opt-in, not in CI: the real datasets at their real sizes (configs/real.toml; README: Real data at real scale).
+# Resumes: cells already in reports/real/results.jsonl are skipped, so an interrupted run goes on where it stopped.
+bench-real: data
+	$(VALBENCH) run --config configs/real.toml --jobs $(JOBS) --out $(OUT) --run-id real
+
+# Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).
+bench-real-cnn: data
+	$(VALBENCH) run --config configs/real-cnn.toml --jobs $(JOBS) --out $(OUT) --run-id real-cnn
 
 report: install
 	$(VALBENCH) report $(OUT)/latest

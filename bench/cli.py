@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", action="append", default=[], metavar="DATASET.PARAM=V[,V]",
                      help="dataset parameter, e.g. digits.n_train=500")
     run.add_argument("--time-limit", type=float, help="seconds per cell before it is marked timed out")
+    run.add_argument("--cap-fits", type=float, metavar="N",
+                     help="a method's fit may take N learner fits on the cell's full train split; past it the "
+                          "cell is recorded as 'over cap'")
     run.add_argument("--jobs", type=int, default=1,
                      help="cells run in parallel on this machine (capped at its CPU cores; -1: one per core)")
     run.add_argument("--backend", choices=["local", "dask"], default="local",
@@ -85,6 +88,8 @@ def grid_from_args(args: argparse.Namespace) -> GridConfig:
         config.learner = {**config.learner, "name": args.learner}
     if args.time_limit is not None:
         config.time_limit = args.time_limit
+    if args.cap_fits is not None:
+        config.cap_fits = args.cap_fits
     for text in args.set:
         owner, param, value = parse_assignment(text)
         config.method_params.setdefault(owner, {})[param] = value
@@ -162,7 +167,8 @@ def command_run(args: argparse.Namespace) -> None:
                           plugins=tuple(args.plugin), time_limit_s=config.time_limit,
                           retry_failed=args.retry_failed, progress=not args.no_progress,
                           backend="dask" if client else "loky",
-                          cache_dir=None if args.no_cache else default_cache_dir(args.out))
+                          cache_dir=None if args.no_cache else default_cache_dir(args.out),
+                          cap_fits=config.cap_fits)
     finally:
         if client is not None:
             client.close()

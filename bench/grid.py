@@ -57,6 +57,7 @@ class GridConfig:
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_limit: float = 600.0
+    cap_fits: float | None = None  # a method's fit may take this many learner fits on the full train split
     exclude: list[dict[str, str]] = field(default_factory=list)  # e.g. {method = "loo", dataset = "mnist"}
 
     @classmethod
@@ -109,6 +110,10 @@ class GridConfig:
         if isinstance(self.time_limit, bool) or not isinstance(self.time_limit, (int, float)) \
                 or not 0 < self.time_limit < float("inf"):
             raise DataError(f"time limit {self.time_limit!r} is invalid: give seconds per cell, a number > 0")
+        if self.cap_fits is not None and (isinstance(self.cap_fits, bool) or not isinstance(self.cap_fits, (int, float))
+                                          or not 0 < self.cap_fits < float("inf")):
+            raise DataError(f"cap_fits {self.cap_fits!r} is invalid: give the learner fits a method's fit may take, "
+                            "a number > 0 (e.g. 60)")
         check_learner(self.learner)
         for rule in self.exclude:
             if not rule or set(rule) - {"method", "dataset"}:

@@ -308,7 +308,8 @@ def detection_figure(detection: pd.DataFrame, palette: dict, path: Path, familie
 def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
     """Mean mislabel ROC-AUC per method (rows) and setting (columns); 0.5 is chance.
 
-    ``cells`` holds every cell, failed ones too: a (method, setting) with no successful cell reads "failed",
+    ``cells`` holds every cell, failed ones too: a (method, setting) with no successful cell reads "failed"
+    ("over cap" when every one of its cells ran past the runner's cap of learner fits),
     one whose cells have no AUC (no flipped labels) reads "n/a", a pair the run never had reads "not run".
     """
     ok = cells[cells.status == "ok"]
@@ -316,6 +317,7 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
                            dropna=False)
     table = table.reindex(index=sorted(cells.method.unique()), columns=list(dict.fromkeys(cells.setting)))
     succeeded, ran = set(zip(ok.method, ok.setting)), set(zip(cells.method, cells.setting))
+    over_cap = {pair for pair, status in cells.groupby(["method", "setting"]).status if (status == "over cap").all()}
     width = 1.2 * table.shape[1] + max(len(m) for m in table.index) * 0.07 + 2.0
     height = 0.42 * table.shape[0] + 1.9
     with _style():
@@ -328,7 +330,8 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
                         cbar_kws={"label": "ROC-AUC (0.5 = chance)", "shrink": 0.85})
         for i, j in zip(*np.where(table.isna().to_numpy())):
             pair = (table.index[i], table.columns[j])
-            missing = "n/a" if pair in succeeded else "failed" if pair in ran else "not run"
+            missing = ("n/a" if pair in succeeded else "over cap" if pair in over_cap else "failed" if pair in ran
+                       else "not run")
             ax.text(j + 0.5, i + 0.5, missing, ha="center", va="center", color="0.45", fontsize=8)
         ax.grid(False)
         ax.set_xlabel("dataset")

@@ -36,6 +36,7 @@ from valbench.results import load_records
 from valbench.summary import write_summary
 
 INDEX = "index.html"
+OVER_CAP = "over cap"  # valbench.runner.STATUS_OVER_CAP: the fit ran past the run's cap of learner fits
 PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpylayers", "diffcp", "clarabel",
             "joblib", "matplotlib", "seaborn", "mlxtend", "mnist1d", "opendataval", "valbench"]
 
@@ -154,8 +155,12 @@ def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
     table = table.join(ok.kmeans_f1.agg(mean_se).rename("2-means F1"))
     table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
-        lambda s: f"{(s == 'ok').sum()} / {len(s)}")
-    return table.astype(object).fillna("-").reset_index().rename(columns={"setting": "dataset"})
+        lambda s: f"{(s == 'ok').sum()} / {len(s)}" + (f" ({(s == OVER_CAP).sum()} over cap)" if (s == OVER_CAP).any()
+                                                        else ""))
+    over = cells.groupby(keys, sort=False).status.agg(lambda s: (s == OVER_CAP).all())
+    table = table.astype(object).fillna("-")
+    table.loc[over[over].index, [c for c in table.columns if c != "cells ok / run"]] = OVER_CAP
+    return table.reset_index().rename(columns={"setting": "dataset"})
 
 
 def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -451,7 +456,7 @@ def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: dict[st
             out.append(f"<p class='note'>No rank test: {html.escape(analysis.reason if analysis else 'no budgets')}.</p>")
             continue
         dropped = (f" Left out because they did not run on every dataset: {html.escape(', '.join(analysis.dropped))}."
-                   if analysis.dropped else "")
+                   if analysis.dropped else "") + html.escape(_over_cap_note(cells))
         out.append(_fig(figures, f"ranks:{regime}" if several else "ranks", "critical-difference diagram",
                         "Methods ranked by mean test accuracy over seeds in each (dataset x budget) block, 1 = best; "
                         "Friedman test with the Nemenyi critical difference (autorank; Demšar 2006). Methods joined "
@@ -462,6 +467,16 @@ def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: dict[st
                  "the median fit seconds, log scale. Dashed, outlined: the Pareto front (no method is both cheaper "
                  "and better).")]
     return out
+
+
+def _over_cap_note(cells: pd.DataFrame) -> str:
+    """Which (method, dataset) pairs ran past the cap of learner fits, so no figure leaves them out silently."""
+    over = cells[cells.status == OVER_CAP]
+    if over.empty:
+        return ""
+    pairs = over.groupby(["method", "setting"], sort=False).size()
+    listed = "; ".join(f"{m} on {s} ({n} cell{'s' * (n > 1)})" for (m, s), n in pairs.items())
+    return f" Over the cap of learner fits per method fit (no result, marked 'over cap' in the tables): {listed}."
 
 
 def _verdict_html(cells: pd.DataFrame, budgets: pd.DataFrame) -> list[str]:
@@ -517,7 +532,7 @@ def _sections(cells: pd.DataFrame, budgets: pd.DataFrame, figures: dict[str, Pat
         fig("subset_value", "subset value curves",
             "Test accuracy of the learner retrained on the budget's highest-valued train points (or the method's "
             "own subset). Bold with a 95 % band: each family's best in the panel; faded: the others. Dashed: the "
-            "learner trained on all (noisy) train data."),
+            "learner trained on all (noisy) train data." + html.escape(_over_cap_note(cells))),
         _table_html(value_table(cells, budgets)),
         "<h2 id='removal'>2. Point removal</h2>",
         fig("removal", "point removal curves",

@@ -42,17 +42,57 @@ class CellTimeout(Exception):
     """The cell ran past its time limit."""
 
 
+class OverCap(CellTimeout):
+    """The method's fit ran past its cap: ``cap_fits`` times one learner fit on the cell's full train split."""
+
+
+STATUS_OVER_CAP = "over cap"  # a cell's status when its fit ran past the cap (reports show it by this name)
+CAP_FLOOR_S = 10.0  # the least CPU time a capped fit gets: first-call costs (imports, numba compilation) on tiny sets
+
+
 @contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread of a process only; elsewhere
-    :func:`run_cell` moves the cell into a child process, whose main thread it is)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+def cpu_time_limit(seconds: float, error: Exception) -> Iterator[None]:
+    """Raise ``error`` once this process has used ``seconds`` of CPU time inside the block (``ITIMER_PROF``:
+    user + system time of all its threads). CPU time, unlike wall time, does not grow when other jobs share
+    the cores, so a cap in learner fits means the same on a loaded machine as on an idle one. Main thread
+    only (elsewhere a no-op, as :func:`time_limit`); independent of the wall-clock limit's timer."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum: int, frame: Any) -> None:
-        raise CellTimeout(f"time limit of {seconds:g} s exceeded")
+        raise error
 
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+@contextmanager
+def time_limit(seconds: float | None, error: Exception | None = None) -> Iterator[None]:
+    """Raise ``error`` (default :class:`CellTimeout`) in this thread after ``seconds`` (main thread of a process
+    only; elsewhere :func:`run_cell` moves the cell into a child process, whose main thread it is).
+
+    Nestable: an inner limit never outlasts the enclosing one (that one fires first, with its own error), and
+    on leaving it the enclosing timer is re-armed with what is left of it.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer_left = signal.getitimer(signal.ITIMER_REAL)[0]
+    if outer_left and outer_left <= seconds:  # the enclosing limit comes first: let it fire
+        yield
+        return
+    error = error or CellTimeout(f"time limit of {seconds:g} s exceeded")
+
+    def expire(signum: int, frame: Any) -> None:
+        raise error
+
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -60,6 +100,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
 
 def load_cell_data(cell: Cell):
@@ -70,11 +112,15 @@ def load_cell_data(cell: Cell):
     return inject_noise(data, cell.noise_rate, seed=cell.seed)
 
 
-def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
+def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | None = None) -> dict[str, Any]:
     """Load data, fit the method (measured), and compute every metric; raises on any failure.
 
     With ``cache``, the metrics' retraining of the learner on a subset (and on all the data) is looked up
     there first; the method's own fits are never cached (they are what the cell measures).
+    With ``cap_fits``, the learner is first fitted once on the whole train split (uncached, timed: this is
+    also the cell's full-data accuracy) and the method's fit may take ``cap_fits`` times its CPU time (at
+    least :data:`CAP_FLOOR_S`); past it :class:`OverCap` is raised (:func:`cpu_time_limit`). Both are CPU
+    seconds of this process, so the cap means the same on a loaded machine as on an idle one.
     """
     data = load_cell_data(cell)
     learner_params = {k: v for k, v in cell.learner.items() if k != "name"}
@@ -85,10 +131,21 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
     method = cls(**cell.method_params)
     learner = make()
     fit_kwargs = {"budgets": ks} if cls.selects_sets else {}
-    valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
-    valuation.validate(cell.method, data.n_train, ks if cls.selects_sets else ())
+    capped: dict[str, Any] = {}
+    full = None
+    if cap_fits:
+        full, one_fit = measure(lambda: test_performance(data, make()))
+        cap_s = max(cap_fits * one_fit.cpu_s, CAP_FLOOR_S)
+        capped = {"learner_fit_s": one_fit.wall_s, "learner_fit_cpu_s": one_fit.cpu_s, "cap_fits": cap_fits,
+                  "cap_cpu_s": cap_s}
+        over = OverCap(f"{STATUS_OVER_CAP}: the fit ran past {cap_fits:g} learner fits on the full train split "
+                       f"({cap_fits:g} x {one_fit.cpu_s:.3g} CPU s = {cap_s:.4g} CPU s)")
+        with cpu_time_limit(cap_s, over):
+            valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
+    else:
+        valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
     evaluator = make()
-    full = test_performance(data, evaluator, cache=cache)
+    full = full or test_performance(data, evaluator, cache=cache)
     removal_started = time.perf_counter()
     removal = removal_curve(data, evaluator, valuation.scores, seed=cell.seed, cache=cache)
     removal_s = time.perf_counter() - removal_started
@@ -105,21 +162,25 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None) -> dict[str, Any]:
         "utility_evals": valuation.utility_evals if valuation.utility_evals is not None else learner.fits,
         "scores_stderr_mean": None if valuation.stderr is None else float(np.mean(valuation.stderr)),
         "extra": {k: v for k, v in valuation.extra.items() if isinstance(v, (int, float, str, bool, type(None)))},
+        **capped,
     }
 
 
 def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | None = None,
-             threads: int = 1, cache_dir: str | None = None, inflight_dir: str | None = None) -> dict[str, Any]:
+             threads: int = 1, cache_dir: str | None = None, inflight_dir: str | None = None,
+             cap_fits: float | None = None) -> dict[str, Any]:
     """Evaluate one cell in this process and return its record; never raises for a failing method.
 
     ``cache_dir``: a :class:`valbench.cache.FitCache` directory for the metrics' retraining (None: no cache).
+    ``cap_fits``: the method's fit may take that many learner fits (:func:`evaluate_cell`); past it the cell
+    is recorded with status ``"over cap"`` (a result: the method does not scale to this cell), not "timeout".
     ``inflight_dir``: where a marker file named by the cell's key stays while the cell runs, so that the
     runner can tell which cells were running when a worker process died (best effort: a worker that cannot
     write there, e.g. on another machine, simply leaves no marker).
     Outside a main thread (a dask worker) the cell runs in a forked child, so that its time limit holds.
     """
     if time_limit_s and threading.current_thread() is not threading.main_thread():
-        return _run_cell_in_child(cell, plugins, time_limit_s, threads, cache_dir, inflight_dir)
+        return _run_cell_in_child(cell, plugins, time_limit_s, threads, cache_dir, inflight_dir, cap_fits)
     torch.set_num_threads(threads)
     load_installed()
     load_plugins(list(plugins))
@@ -130,18 +191,25 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
                               "learner": cell.learner, "budget_fractions": list(cell.budgets), "started_at": started,
                               "host": platform.node()}
     marker = _mark_inflight(inflight_dir, cell.key)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cache = None
     try:
         with time_limit(time_limit_s):
             cache = FitCache(cache_dir) if cache_dir else None
-            record.update(evaluate_cell(cell, cache), status="ok", error=None)
+            record.update(evaluate_cell(cell, cache, cap_fits), status="ok", error=None)
+    except OverCap as err:
+        record.update(status=STATUS_OVER_CAP, error=f"{cell.method}: {err}")
     except CellTimeout as err:
         record.update(status="timeout", error=f"{cell.method}: {err}")
     except Exception as err:  # a failing method fails its own cell only
         tail = "".join(traceback.format_exception(err)[-3:])
         record.update(status="failed", error=f"{cell.method}: {type(err).__name__}: {err}", traceback=tail)
+    # a limit's signal can land between a no_grad block's switch and its try (inside torch's own context
+    # managers, which L-BFGS closures enter hundreds of times): the next cell in this process must not inherit
+    # autograd switched off (measured: every hostcp cell after a gradmatch 'over cap' failed without it)
+    torch.set_grad_enabled(True)
     record["cell_wall_s"] = time.perf_counter() - t0
+    record["cell_cpu_s"] = time.process_time() - c0  # the whole cell's compute, metrics' refits included
     if cache is not None:
         record["fit_cache"] = cache.counts()
     if marker is not None:
@@ -153,7 +221,7 @@ KILL_GRACE_S = 10.0  # past the time limit: how long a child's own SIGALRM gets 
 
 
 def _run_cell_in_child(cell: Cell, plugins: tuple[str, ...], time_limit_s: float, threads: int,
-                       cache_dir: str | None, inflight_dir: str | None) -> dict[str, Any]:
+                       cache_dir: str | None, inflight_dir: str | None, cap_fits: float | None) -> dict[str, Any]:
     """:func:`run_cell` where SIGALRM cannot reach (a dask worker thread): in a forked child
     (:mod:`valbench.isolate`) that is killed if it overruns, so a hanging method fails its own cell and frees
     the worker. A child that dies is replaced once, as the local runner reruns a dead worker's cells."""
@@ -162,7 +230,7 @@ def _run_cell_in_child(cell: Cell, plugins: tuple[str, ...], time_limit_s: float
     why = ""
     for _ in range(2):
         try:
-            return call_in_child(run_cell, (cell, plugins, time_limit_s, threads, cache_dir, inflight_dir),
+            return call_in_child(run_cell, (cell, plugins, time_limit_s, threads, cache_dir, inflight_dir, cap_fits),
                                  deadline_s=time_limit_s + KILL_GRACE_S)
         except ChildTimeout:
             return {**_died_record(cell, ""), "status": "timeout",
@@ -226,13 +294,15 @@ def _died_record(cell: Cell, why: str) -> dict[str, Any]:
 
 def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tuple[str, ...] = (),
              time_limit_s: float | None = None, retry_failed: bool = False, progress: bool = True,
-             backend: str = "loky", cache_dir: str | Path | None = None) -> dict[str, int]:
+             backend: str = "loky", cache_dir: str | Path | None = None,
+             cap_fits: float | None = None) -> dict[str, int]:
     """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
 
     ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
     active ``dask.distributed.Client``; its worker threads run each cell in a forked child, see
     :func:`run_cell`, so time limits hold there too).
     ``cache_dir``: where the metrics cache their fits (:mod:`valbench.cache`); None turns the cache off.
+    ``cap_fits``: each method's fit may take that many learner fits on the cell's train split (:func:`run_cell`).
 
     When a worker process dies (killed, out of memory, a crash in native code) the pool is lost with every
     cell it was running. Cells already stored stay; the cells that were in flight (their marker files are
@@ -257,7 +327,7 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     def run_parallel(batch: list[Cell], n_jobs: int) -> None:
         with parallel_config(backend=backend, n_jobs=n_jobs):
             results = Parallel(return_as="generator_unordered")(
-                delayed(run_cell)(cell, plugins, time_limit_s, 1, cache, str(inflight)) for cell in batch)
+                delayed(run_cell)(cell, plugins, time_limit_s, 1, cache, str(inflight), cap_fits) for cell in batch)
             for record in results:
                 land(record)
 

@@ -11,7 +11,9 @@ and adds e* = argmax_e gain(e | S), then recomputes grad L_V at theta_{S + e*} (
 validation gradient is closed form). As in the paper's and CORDS's implementation the gradients are the
 last layer's (the whole model for logistic regression); theta is the learner trained on all the data (the
 selection point of GLISTER-ONLINE after training, as DeepCore's one-shot Glister does). The greedy order is
-nested: its first k points serve budget k; a point's score is its reverse position.
+nested: its first k points serve budget k, so it stops at the largest budget; the points it never picked
+follow by their gain at the next step (:func:`methods.selection.completed_order`), and a point's score is its
+reverse position in that order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from valbench.learners import FittedModel, Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import last_layer_gradients, nested_readout
+from valbench.methods.selection import completed_order, last_layer_gradients, nested_readout
 
 
 def validation_gradient(hidden: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -35,26 +37,52 @@ def validation_gradient(hidden: torch.Tensor, y: torch.Tensor, theta: torch.Tens
     return torch.cat([residual.mean(0), (residual.T @ hidden / len(y)).flatten()])
 
 
-def glister_order(model: FittedModel, data: Dataset, eta: float, n_select: int) -> tuple[np.ndarray, np.ndarray]:
-    """GLISTER's greedy order (``n_select`` points) and the gain of each pick when it was made."""
+def glister_greedy(model: FittedModel, data: Dataset, eta: float,
+                   n_select: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GLISTER's greedy order (``n_select`` points), the gain of each pick when it was made, and every point's
+    gain at the step after the last pick (what the greedy would have compared next).
+
+    A point's last-layer gradient is g_e = [r_e, r_e (x) h_e] with r_e = p_e - onehot(y_e), so against the
+    validation gradient G = [G_b, G_W] the gain is eta g_e . G = eta r_e . (G_b + G_W h_e): one n x h by h x C
+    product per step, and the n x C (1 + h) matrix of per-point gradients is never formed (1.3 GB at 20,000
+    Fashion-MNIST points in float64). The step theta_S - eta g_e needs only the picked point's gradient.
+    """
     module = model.module
     last = module if isinstance(module, torch.nn.Linear) else module[-1]
     with torch.no_grad():
-        hidden = torch.as_tensor(data.x_valid) if last is module else module[:-1](torch.as_tensor(data.x_valid))
+        def features(x: np.ndarray) -> torch.Tensor:
+            xt = torch.as_tensor(x)
+            return (xt if last is module else module[:-1](xt)).double()
+
+        hidden_valid, hidden_train = features(data.x_valid), features(data.x_train)
         theta = torch.cat([last.bias, last.weight.flatten()]).double()
-    grads = torch.as_tensor(last_layer_gradients(model, data.x_train, data.y_train))
-    hidden, y_valid = hidden.double(), torch.as_tensor(data.y_valid)
-    remaining = torch.ones(len(grads), dtype=torch.bool)
+    c = data.n_classes
+    residual = torch.as_tensor(last_layer_gradients(model, data.x_train, data.y_train, with_input=False))
+    y_valid = torch.as_tensor(data.y_valid)
+    n = len(residual)
+    remaining = torch.ones(n, dtype=torch.bool)
     order, gains = [], []
+
+    def all_gains() -> torch.Tensor:
+        grad_valid = validation_gradient(hidden_valid, y_valid, theta, c)
+        g_bias, g_weight = grad_valid[:c], grad_valid[c:].reshape(c, -1)
+        return eta * (residual * (g_bias + hidden_train @ g_weight.T)).sum(1)
+
     for _ in range(n_select):
-        gain = eta * grads @ validation_gradient(hidden, y_valid, theta, data.n_classes)
+        gain = all_gains()
         gain[~remaining] = -torch.inf
         pick = int(torch.argmax(gain))
         order.append(pick)
         gains.append(float(gain[pick]))
         remaining[pick] = False
-        theta = theta - eta * grads[pick]
-    return np.asarray(order, dtype=np.int64), np.asarray(gains)
+        r, h = residual[pick], hidden_train[pick]
+        theta = theta - eta * torch.cat([r, (r[:, None] * h[None, :]).flatten()])
+    return np.asarray(order, dtype=np.int64), np.asarray(gains), all_gains().numpy()
+
+
+def glister_order(model: FittedModel, data: Dataset, eta: float, n_select: int) -> tuple[np.ndarray, np.ndarray]:
+    """GLISTER's greedy order (``n_select`` points) and the gain of each pick when it was made."""
+    return glister_greedy(model, data, eta, n_select)[:2]
 
 
 @register_method
@@ -75,7 +103,7 @@ class Glister(ValuationMethod):
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
         c = self.check()
         model = learner.fit(data.x_train, data.y_train)
-        order, gains = glister_order(model, data, float(c["eta"]), data.n_train)
-        subsets, scores = nested_readout(order, data.n_train, budgets)
+        picked, gains, next_gain = glister_greedy(model, data, float(c["eta"]), max(budgets, default=1))
+        subsets, scores = nested_readout(completed_order(picked, data.n_train, next_gain), data.n_train, budgets)
         return Valuation(scores=scores, subsets=subsets, utility_evals=1,
                          extra={"first_gain": float(gains[0]), "eta": float(c["eta"])})

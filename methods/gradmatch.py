@@ -13,7 +13,8 @@ squares, drop negative weights (most negative first) until all are >= 0, and rep
 residual / ||G_c|| < ``tol``. k_c is the class's share of the budget (:func:`valbench.methods.selection.class_budgets`).
 Where OMP stops short of k_c, the rest are drawn at random (seeded) with weight 1, as CORDS does.
 
-OMP is not nested in k (weights are refitted, points can be dropped), so each budget runs its own OMP. A
+OMP is not nested in k (weights are refitted, points can be dropped), but an iteration never depends on how
+many follow, so one run per class to its largest share, read after k_c iterations, is each budget's OMP. A
 point's score is the number of budgets whose subset holds it, plus its weight at the largest budget divided
 by the largest weight there (a tie-break in [0, 1]).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
@@ -30,34 +32,85 @@ from valbench.registry import register_method
 from valbench.methods.selection import class_budgets, last_layer_gradients
 
 
-def _ridge(a_support: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
-    """argmin_w ||A_S w - b||^2 + lam ||w||^2 (columns of ``a_support`` are the support's gradients)."""
-    gram = a_support.T @ a_support + lam * np.eye(a_support.shape[1])
-    return np.linalg.lstsq(gram, a_support.T @ b, rcond=None)[0]
+def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.0,
+             tol: float = 1e-6) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Non-negative OMP approximating ``b`` by columns of ``a`` (d x n): ``{t: (support, weights)}`` after t
+    iterations, for every t in ``steps``, from one run to the largest.
+
+    An iteration adds the column most positively correlated with the residual, refits the support's weights
+    by ridge least squares argmin_w ||A_S w - b||^2 + lam ||w||^2, and drops the most negative weight until
+    none is negative. Nothing in an iteration depends on how many follow, so the state after t iterations is
+    what a run stopped at t returns: every budget's answer comes from one run. The Gram matrix A_S^T A_S and
+    A_S^T b are kept up to date column by column (d |S| per added point instead of d |S|^2 per refit), and
+    with lam > 0 so is the Cholesky factor of A_S^T A_S + lam I (one triangular solve per added point, a fresh
+    factorisation only when a point is dropped): a refit costs O(|S|^2) instead of O(|S|^3), which made a
+    class with a 1,650-point share (caravan's majority class at 30 %) run past its cap.
+    """
+    wanted = sorted({int(t) for t in steps})
+    support: list[int] = []
+    gram = np.zeros((0, 0))
+    rhs = np.zeros(0)
+    factor = np.zeros((0, 0))  # lower Cholesky factor of gram + lam I (lam > 0), grown row by row
+    weights = np.zeros(0)
+    residual = b.astype(np.float64).copy()
+    norm_b = np.linalg.norm(b) or 1.0
+    path: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def refactor() -> np.ndarray:
+        return np.linalg.cholesky(gram + lam * np.eye(len(support))) if support else np.zeros((0, 0))
+
+    def solve() -> np.ndarray:
+        if not support:
+            return np.zeros(0)
+        if lam > 0:  # two triangular solves on the kept factor: O(|S|^2)
+            return solve_triangular(factor, solve_triangular(factor, rhs, lower=True), lower=True, trans="T")
+        return np.linalg.lstsq(gram, rhs, rcond=None)[0]  # lam = 0: the Gram matrix may be singular
+
+    stopped = False
+    for t in range(1, (wanted[-1] if wanted else 0) + 1):
+        if not stopped and np.linalg.norm(residual) / norm_b < tol:
+            stopped = True
+        if not stopped:
+            correlation = a.T @ residual
+            correlation[support] = -np.inf
+            pick = int(np.argmax(correlation))
+            if correlation[pick] <= 0:  # no point moves the sum towards the target
+                stopped = True
+            else:
+                column = a[:, pick]
+                cross = a[:, support].T @ column
+                diagonal = column @ column
+                gram = np.block([[gram, cross[:, None]], [cross[None, :], np.array([[diagonal]])]])
+                rhs = np.append(rhs, column @ b)
+                if lam > 0:  # append a row to the Cholesky factor: l = L^-1 cross, d = sqrt(g + lam - l.l)
+                    row = solve_triangular(factor, cross, lower=True) if len(support) else np.zeros(0)
+                    pivot = diagonal + lam - row @ row
+                    support.append(pick)
+                    factor = (np.block([[factor, np.zeros((len(row), 1))], [row[None, :], np.sqrt([[pivot]])]])
+                              if pivot > 0 else refactor())
+                else:
+                    support.append(pick)
+                weights = solve()
+                while len(support) and weights.min() < 0:
+                    drop = int(np.argmin(weights))
+                    support.pop(drop)
+                    keep = np.arange(len(rhs)) != drop
+                    gram, rhs = gram[np.ix_(keep, keep)], rhs[keep]
+                    if lam > 0:
+                        factor = refactor()
+                    weights = solve()
+                residual = b - a[:, support] @ weights
+        if t in wanted:
+            path[t] = (np.asarray(support, dtype=np.int64), weights.copy())
+    return path
 
 
 def orthogonal_matching_pursuit(a: np.ndarray, b: np.ndarray, k: int, lam: float = 0.0,
                                 tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative OMP: ``(support, weights)`` with at most ``k`` columns of ``a`` (d x n) approximating ``b``."""
-    support: list[int] = []
-    weights = np.zeros(0)
-    residual = b.astype(np.float64).copy()
-    norm_b = np.linalg.norm(b) or 1.0
-    for _ in range(k):
-        if np.linalg.norm(residual) / norm_b < tol:
-            break
-        correlation = a.T @ residual
-        correlation[support] = -np.inf
-        pick = int(np.argmax(correlation))
-        if correlation[pick] <= 0:  # no point moves the sum towards the target
-            break
-        support.append(pick)
-        weights = _ridge(a[:, support], b, lam)
-        while len(support) and weights.min() < 0:
-            support.pop(int(np.argmin(weights)))
-            weights = _ridge(a[:, support], b, lam) if support else np.zeros(0)
-        residual = b - a[:, support] @ weights
-    return np.asarray(support, dtype=np.int64), weights
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return omp_path(a, b, [k], lam, tol)[k]
 
 
 @register_method
@@ -85,14 +138,19 @@ class GradMatch(ValuationMethod):
         grads = last_layer_gradients(model, data.x_train, data.y_train, bool(c["with_input"]))
         if c["target"] == "valid":
             grads_valid = last_layer_gradients(model, data.x_valid, data.y_valid, bool(c["with_input"]))
+        shares = {int(k): class_budgets(data.y_train, int(k)) for k in budgets}
+        paths = {}  # one OMP run per class to its largest share serves every budget
+        for cls in np.unique(data.y_train):
+            members = np.flatnonzero(data.y_train == cls)
+            target = (grads_valid[data.y_valid == cls] if c["target"] == "valid" else grads[members]).sum(0)
+            steps = [split[int(cls)] for split in shares.values() if split[int(cls)] > 0]
+            paths[int(cls)] = omp_path(grads[members].T, target, steps, float(c["lam"]), float(c["tol"]))
         subsets, weights = {}, {}
         for k in budgets:
             chosen, chosen_w = [], []
-            for cls, k_c in class_budgets(data.y_train, int(k)).items():
+            for cls, k_c in shares[int(k)].items():
                 members = np.flatnonzero(data.y_train == cls)
-                target = (grads_valid[data.y_valid == cls] if c["target"] == "valid" else grads[members]).sum(0)
-                support, w = orthogonal_matching_pursuit(grads[members].T, target, k_c, float(c["lam"]),
-                                                         float(c["tol"]))
+                support, w = paths[cls][k_c] if k_c > 0 else (np.zeros(0, dtype=np.int64), np.zeros(0))
                 fill = rng.choice(np.setdiff1d(np.arange(len(members)), support), k_c - len(support), replace=False)
                 chosen.append(members[np.concatenate([support, fill]).astype(np.int64)])
                 chosen_w.append(np.concatenate([w, np.ones(len(fill))]))

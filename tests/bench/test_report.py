@@ -173,3 +173,21 @@ def test_palette_gives_each_family_its_own_hue():
     assert green[2] > red[2] and green[2] > blue[2]  # set selection: green
     assert abs(red[3] - blue[3]) < 0.02 and abs(red[3] - green[3]) < 0.02  # reference: grey
     assert red[4] > blue[4]  # peer: orange
+
+
+def test_cells_over_their_cap_are_marked_not_missing(tmp_path):
+    from valbench.report import value_table
+
+    records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in ("knn-shapley", "random") for s in (0, 1)]
+    records += [{**ok_record("synthetic", "loo", s, 600), "key": f"cap-{s}", "status": "over cap",
+                 "error": "loo: over cap: the fit ran past 60 learner fits on the full train split (60 x 0.5 s = 30 s)"}
+                for s in (0, 1)]
+    records += [ok_record("wine", "loo", s, 106) for s in (0, 1)]
+    index = render_report(write_run(tmp_path, records))
+    text = index.read_text()
+    assert "loo on synthetic (2 cells)" in text and text.count("over cap") >= 4
+    cells = label_cells(records)
+    table = value_table(cells, budget_rows(cells)).set_index(["dataset", "method"])
+    capped = table.loc[[i for i in table.index if i[1] == "loo" and "synthetic" in i[0]][0]]
+    assert capped["cells ok / run"] == "0 / 2 (2 over cap)" and capped["mislabel AUC"] == "over cap"
+    assert assert_valid_png(tmp_path / FIGURES["mislabel_auc"]) is None

@@ -63,6 +63,45 @@ def test_exclude_rules_drop_pairs_and_are_validated():
         GridConfig(methods=["loo"], datasets=["wine"], exclude=[{"seed": "1"}]).validate()
 
 
+def test_nested_time_limits_keep_the_enclosing_one():
+    from valbench.runner import CellTimeout, OverCap, time_limit
+
+    with pytest.raises(OverCap):  # the inner, shorter limit fires with its own error
+        with time_limit(5):
+            with time_limit(0.2, OverCap("over cap")):
+                time.sleep(2)
+    with pytest.raises(CellTimeout) as caught:  # leaving the inner one re-arms the outer
+        with time_limit(0.5):
+            with time_limit(5, OverCap("over cap")):
+                pass
+            time.sleep(2)
+    assert not isinstance(caught.value, OverCap)
+    with pytest.raises(CellTimeout) as caught:  # an outer limit shorter than the inner one fires first
+        with time_limit(0.2):
+            with time_limit(5, OverCap("over cap")):
+                time.sleep(2)
+    assert not isinstance(caught.value, OverCap)
+
+
+def test_a_fit_past_its_cap_of_learner_fits_is_recorded_over_cap(monkeypatch):
+    from valbench import runner
+    from valbench.registry import load_plugins
+
+    load_plugins([PLUGIN])
+    monkeypatch.setattr(runner, "CAP_FLOOR_S", 0.3)
+    busy, = GridConfig(methods=["plugin-busy"], datasets=["wine"], budgets=[0.5],
+                       method_params={"plugin-busy": {"seconds": 3.0}}).cells()
+    record = runner.run_cell(busy, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
+    assert record["status"] == "over cap" and "learner fits" in record["error"]
+    assert record["cell_cpu_s"] < 2.5
+    # the cap counts CPU time: a fit that waits (sleeps) past it is not over its cap
+    sleepy, = GridConfig(methods=["plugin-sleepy"], datasets=["wine"], budgets=[0.5],
+                         method_params={"plugin-sleepy": {"seconds": 1.0}}).cells()
+    record = runner.run_cell(sleepy, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
+    assert record["status"] == "ok" and record["cap_fits"] == 2
+    assert record["cap_cpu_s"] == max(2 * record["learner_fit_cpu_s"], 0.3) and record["full_accuracy"] > 0.5
+
+
 def test_a_cnn_cell_gets_the_datasets_image_shape():
     """The runner builds the learner from the dataset, image shape included (digits: 1 x 8 x 8)."""
     from valbench.grid import Cell
@@ -74,3 +113,15 @@ def test_a_cnn_cell_gets_the_datasets_image_shape():
     record = evaluate_cell(cell)
     assert record["learner_params"]["learner"] == "cnn" and record["learner_params"]["image_shape"] == [1, 8, 8]
     assert record["budgets"][0]["k"] == 20
+
+
+def test_a_cell_that_leaves_autograd_off_does_not_pass_it_on():
+    import torch
+
+    from valbench import runner
+    from valbench.registry import load_plugins
+
+    load_plugins([PLUGIN])
+    cell, = GridConfig(methods=["plugin-grad-off"], datasets=["wine"], budgets=[0.5]).cells()
+    assert runner.run_cell(cell, plugins=(PLUGIN,))["status"] == "failed"
+    assert torch.is_grad_enabled()

@@ -57,12 +57,14 @@ def test_native_methods_exclude_adapters_and_the_cli_writes_json_csv_and_plot(tm
     assert {"random", "loo", "knn-shapley"} <= set(native)
     assert not any(name.startswith(("odv-", "pydvl-")) for name in native)
     assert scaling.main(["--methods", "random,knn-shapley", "--sizes", "100,200", "--cap", "10",
-                         "--out", str(tmp_path)]) == 0
+                         "--data", "dim=5", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "scaling.json").read_text())
     assert [(r["method"], r["n_train"]) for r in result["rows"]] == [
         ("random", 100), ("random", 200), ("knn-shapley", 100), ("knn-shapley", 200)]
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in result["rows"])
+    assert all(r["peak_rss_mb"] > 50 and r["learner_s"] > 0 and r["fits"] >= 0 for r in result["rows"])
     assert set(result["slopes"]) == {"random", "knn-shapley"}
     assert (tmp_path / "scaling.csv").read_text().startswith("method,n_train,seconds")
     assert (tmp_path / "scaling.png").stat().st_size > 0
     assert "knn-shapley    slope" in capsys.readouterr().out
+    assert result["options"]["data_params"] == {"dim": 5}

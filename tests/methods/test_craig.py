@@ -52,3 +52,12 @@ def test_weights_sum_to_class_sizes_and_medoids_agree_with_enumeration():
                 assert_is_a_greedy_order(sim, np.searchsorted(members, chosen[np.argsort(-v.scores[chosen])]))
     unweighted = Craig(weighted=False).fit(data, learner, 0, budgets)
     assert unweighted.weights is None and all(np.array_equal(unweighted.subsets[k], v.subsets[k]) for k in budgets)
+
+
+def test_last_layer_gradients_filled_in_chunks_equal_one_pass(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    model = learner.fit(small_data.x_train, small_data.y_train)
+    for with_input in (True, False):
+        whole = last_layer_gradients(model, small_data.x_train, small_data.y_train, with_input)
+        chunked = last_layer_gradients(model, small_data.x_train, small_data.y_train, with_input, chunk=7)
+        assert whole.dtype == np.float64 and np.array_equal(whole, chunked)

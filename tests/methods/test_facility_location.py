@@ -88,3 +88,43 @@ def test_per_class_subsets_are_nested_greedy_orders_within_each_class(small_data
 def test_negative_neighbors_is_a_clear_error(small_data):
     with pytest.raises(ValueError, match="neighbors must be >= 0"):
         FacilityLocation(neighbors=-1).fit(small_data, None, 0, [3])
+
+
+def test_per_class_greedy_stops_at_each_class_share_of_the_largest_budget(small_data):
+    from valbench.methods.selection import class_steps, facility_location_gains
+
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    budgets = [3, 12]
+    v = FacilityLocation(per_class=True).fit(small_data, learner, 0, budgets)
+    y, steps = small_data.y_train, class_steps(small_data.y_train, budgets)
+    for c in range(3):
+        members = np.flatnonzero(y == c)
+        full = members[facility_location_selection(small_data.x_train[members])]
+        by_score = members[np.argsort(-v.scores[members], kind="stable")]
+        assert by_score[:steps[c]].tolist() == full[:steps[c]].tolist()  # the full greedy's prefix
+        sim = euclidean_similarity(small_data.x_train[members])
+        covered = sim[np.searchsorted(members, by_score[:steps[c]])].max(axis=0)
+        gains = facility_location_gains(sim, covered)
+        rest = np.searchsorted(members, by_score[steps[c]:])
+        assert np.all(np.diff(gains[rest]) <= 1e-9)  # the rest by marginal gain, best first
+
+
+@pytest.mark.parametrize("neighbors", [0, 6])
+def test_marginal_gains_equal_the_objective_difference(neighbors):
+    from valbench.methods.selection import facility_location_gains
+
+    x = np.random.default_rng(5).normal(size=(30, 3))
+    sim = euclidean_similarity(x, neighbors)
+    dense = sim.toarray() if hasattr(sim, "toarray") else sim
+    chosen = [2, 9, 17]
+    gains = facility_location_gains(sim, dense[chosen].max(axis=0), chunk=7)
+    expected = [objective(sim, chosen + [j]) - objective(sim, chosen) for j in range(30)]
+    assert np.allclose(gains, expected)
+
+
+def test_dense_similarity_matches_scikit_learn():
+    from sklearn.metrics import pairwise_distances
+
+    x = np.random.default_rng(1).normal(size=(50, 7)) * 3 + 1
+    squared = pairwise_distances(x, metric="sqeuclidean")
+    assert np.allclose(euclidean_similarity(x), squared.max() - squared, atol=1e-9)

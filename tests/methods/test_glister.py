@@ -57,3 +57,18 @@ def test_method_is_a_nested_greedy_order(small_data):
     assert set(v.subsets[3]) <= set(v.subsets[9]) and np.count_nonzero(v.scores) == 60
     with pytest.raises(ValueError, match="eta"):
         Glister(eta=0).fit(small_data, learner, 0, [3])
+
+
+def test_the_greedy_stops_at_the_largest_budget_and_ranks_the_rest_by_their_next_gain(small_data):
+    from valbench.methods.glister import glister_greedy
+
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    model = learner.fit(small_data.x_train, small_data.y_train)
+    full, _ = glister_order(model, small_data, 0.01, small_data.n_train)
+    picked, _, next_gain = glister_greedy(model, small_data, 0.01, 9)
+    assert picked.tolist() == full[:9].tolist()
+    assert int(np.argmax(np.where(np.isin(np.arange(60), picked), -np.inf, next_gain))) == full[9]
+    v = Glister().fit(small_data, learner, 0, [3, 9])
+    assert v.subsets[9].tolist() == sorted(full[:9])
+    rest = np.argsort(-v.scores)[9:]
+    assert np.all(np.diff(next_gain[rest]) <= 0)

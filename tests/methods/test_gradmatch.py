@@ -48,3 +48,38 @@ def test_method_splits_budgets_by_class_and_weights_match_the_class_gradient(sma
     assert GradMatch(weighted=False).fit(small_data, learner, 0, budgets).weights is None
     with pytest.raises(ValueError, match="target must be"):
         GradMatch(target="test").fit(small_data, learner, 0, budgets)
+
+
+def plain_omp(a, b, k, lam):
+    """Algorithm 1 written plainly: every refit from a fresh Gram matrix, one run per k."""
+    support, w, residual = [], np.zeros(0), b.copy()
+    for _ in range(k):
+        if np.linalg.norm(residual) / np.linalg.norm(b) < 1e-6:
+            break
+        corr = a.T @ residual
+        corr[support] = -np.inf
+        if corr.max() <= 0:
+            break
+        support.append(int(np.argmax(corr)))
+        refit = lambda: np.linalg.lstsq(a[:, support].T @ a[:, support] + lam * np.eye(len(support)),  # noqa: E731
+                                        a[:, support].T @ b, rcond=None)[0]
+        w = refit()
+        while support and w.min() < 0:
+            support.pop(int(np.argmin(w)))
+            w = refit() if support else np.zeros(0)
+        residual = b - a[:, support] @ w
+    return support, w
+
+
+@pytest.mark.parametrize("seed, lam", [(0, 0.0), (1, 0.5), (2, 0.0), (3, 2.0)])
+def test_one_omp_path_gives_every_budgets_separate_run(seed, lam):
+    from valbench.methods.gradmatch import omp_path
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(30, 80))
+    b = a @ np.where(rng.random(80) < 0.3, rng.normal(size=80), 0.0)  # signed: negative weights get dropped
+    path = omp_path(a, b, [1, 4, 9, 20], lam)
+    for k, (support, w) in path.items():
+        expected_support, expected_w = plain_omp(a, b, k, lam)
+        assert support.tolist() == expected_support
+        assert np.allclose(w, expected_w, rtol=1e-7, atol=1e-9)

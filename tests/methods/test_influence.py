@@ -47,6 +47,18 @@ def test_cg_matches_exact_solve():
     assert np.allclose(exact.scores, cg.scores, rtol=1e-5, atol=1e-9)
 
 
+def test_exact_hessian_summed_in_chunks_equals_one_sum(monkeypatch):
+    import valbench.methods.influence as influence
+
+    data = blobs(n_train=50, n_valid=30, n_classes=3, dim=6, seed=1)
+    learner = LogisticRegression(data.n_features, data.n_classes, l2=0.01, max_iter=300)
+    whole = get_method("influence")().fit(data, learner, seed=0)
+    monkeypatch.setattr(influence, "HESSIAN_CHUNK", 7)  # 8 chunks, the last one short
+    chunked = get_method("influence")().fit(data, learner, seed=0)
+    assert chunked.extra["solver"] == "exact"
+    assert np.allclose(whole.scores, chunked.scores, rtol=1e-10, atol=1e-15)
+
+
 @pytest.mark.parametrize("hessian", ["gauss-newton", "full"])
 @pytest.mark.parametrize("max_exact_params", [3000, 0])
 def test_autograd_path_equals_the_closed_form_on_logreg(hessian, max_exact_params):

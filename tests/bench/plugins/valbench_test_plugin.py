@@ -43,6 +43,33 @@ class Sleepy(ValuationMethod):
 
 
 @register_method
+class Busy(ValuationMethod):
+    """Plugin test method that computes (uses CPU time) for ``seconds`` before returning random scores."""
+
+    name = "plugin-busy"
+    params = {"seconds": 0.0}
+
+    def fit(self, data, learner, seed):
+        end = time.process_time() + self.config["seconds"]
+        while time.process_time() < end:
+            pass
+        return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
+
+
+@register_method
+class GradOff(ValuationMethod):
+    """Plugin test method that switches autograd off and fails, as a limit landing in torch.no_grad can."""
+
+    name = "plugin-grad-off"
+
+    def fit(self, data, learner, seed):
+        import torch
+
+        torch.set_grad_enabled(False)
+        raise RuntimeError("interrupted")
+
+
+@register_method
 class Killer(ValuationMethod):
     """Plugin test method that SIGKILLs its worker on the first call (marker file absent), or always with always=1."""
 
