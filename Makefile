@@ -52,6 +52,7 @@ report: install
 
 # The committed reference report (reports/reference/) and the README's headline table, from the default grid.
 reference-report: install
+	rm -rf reports/reference reports/.cache  # a fresh run: stored cells of older code would otherwise be kept
 	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
 	$(PY) -m valbench.readme reports/reference README.md
 
