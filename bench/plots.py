@@ -10,6 +10,7 @@ seaborn uses by default both noisy and too narrow).
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import warnings
 from contextlib import contextmanager
@@ -212,6 +213,12 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
     return front[np.argsort(cost[front], kind="stable")]
 
 
+def short_label(label: str, width: int = 28) -> str:
+    """A long variant label without its parameter names, for annotations inside a panel:
+    ``pipeline (detector=enn, selector=random)`` -> ``pipeline (enn, random)``."""
+    return re.sub(r"\b\w+=", "", label) if len(label) > width else label
+
+
 def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, families: dict[str, str] | None = None) -> Path:
     """Area under the subset-value curve vs median fit seconds (log x), one panel per setting, Pareto front marked.
 
@@ -233,9 +240,10 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
                 ax.errorbar(seconds[i], row.area, yerr=[[row.area - row.low], [row.high - row.area]], fmt="o",
                             color=palette[row.method], ms=7 if on_front else 5, mec="black" if on_front else "none",
                             mew=1.0, elinewidth=0.8, alpha=1.0 if on_front else 0.6, zorder=3 if on_front else 2)
-            for i in front:  # labels stay out of the layout: one near an edge must not squeeze the panels
-                last = seconds[i] == seconds[front].max()  # the costliest point is labelled to its left
-                ax.annotate(here.method[i], (seconds[i], here.area[i]), xytext=(-4 if last else 4, 4),
+            for j, i in enumerate(sorted(front, key=lambda i: seconds[i])):  # labels stay out of the layout: one
+                last = seconds[i] == seconds[front].max()  # near an edge must not squeeze the panels; the costliest
+                ax.annotate(short_label(here.method[i]), (seconds[i], here.area[i]),  # point is labelled to its left
+                            xytext=(-4 if last else 4, 4 if j % 2 == 0 else -11),  # neighbours alternate above/below
                             textcoords="offset points", ha="right" if last else "left", fontsize=7,
                             color="0.15").set_in_layout(False)
             ax.set_xscale("log")
