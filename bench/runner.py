@@ -144,6 +144,7 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
             valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
     else:
         valuation, cost = measure(lambda: method.fit(data, learner, cell.seed, **fit_kwargs))
+    valuation.validate(cell.method, data.n_train, ks if cls.selects_sets else ())
     evaluator = make()
     full = full or test_performance(data, evaluator, cache=cache)
     removal_started = time.perf_counter()
