@@ -479,7 +479,10 @@ def detection_ranking(cells: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame
 def detection_table(ranking: pd.DataFrame, detectors: tuple[str, ...] = DETECTORS) -> pd.DataFrame:
     """Rows: noisy settings; columns: the named label-error detectors present, each "AUC / F1 (rank)", and the
     best AUC of any method. Empty when none of the named detectors ran (the results table has every AUC)."""
-    present = [d for d in detectors if d in set(ranking.method)]
+    def variants(detector: str, methods) -> list[str]:  # "aum" also names "aum (keep=easy)" and its siblings
+        return [m for m in methods if m == detector or m.startswith(f"{detector} (")]
+
+    present = [d for d in detectors if variants(d, set(ranking.method))]
     rows = []
     if not present:
         return pd.DataFrame(columns=["dataset", "best AUC"])
@@ -487,7 +490,9 @@ def detection_table(ranking: pd.DataFrame, detectors: tuple[str, ...] = DETECTOR
         here = here.set_index("method")
         row = {"dataset": setting}
         for d in present:
-            row[d] = (f"{here.AUC[d]:.3f} / {here.F1[d]:.3f} ({int(here['rank'][d])})" if d in here.index else "-")
+            found = variants(d, here.index)  # the best-ranked variant (keep= changes subsets, not scores)
+            best = min(found, key=lambda m: here["rank"][m]) if found else None
+            row[d] = (f"{here.AUC[best]:.3f} / {here.F1[best]:.3f} ({int(here['rank'][best])})" if best else "-")
         row["best AUC"] = f"{here.AUC.idxmax()} ({here.AUC.max():.3f})"
         rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", *present, "best AUC"])

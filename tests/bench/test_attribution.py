@@ -122,3 +122,14 @@ def test_a_run_with_clean_and_noisy_labels_reports_each_regime(tmp_path):
     lines = verdict_lines(records)
     assert "**Clean labels**" in lines and "**Noise 0.2**" in lines and "where the win comes from" in lines
     assert "wine, noise 0.2" in detection_markdown(records) and "wine, noise 0 " not in detection_markdown(records)
+
+
+def test_a_detector_with_parameter_variants_gets_its_column():
+    """aum runs as "aum (keep=easy)" and "aum (keep=hard)": the table names it under "aum", its best-ranked variant."""
+    frame = cells([("noisy", "aum (keep=easy)", "valuation", "ok", 0, 0.90, 0.5),
+                   ("noisy", "aum (keep=hard)", "valuation", "ok", 0, 0.90, 0.5),
+                   ("noisy", "aumlike", "valuation", "ok", 0, 0.99, 0.7),
+                   ("noisy", "enn", "valuation", "ok", 0, 0.95, 0.6)])
+    table = detection_table(detection_ranking(frame))
+    assert list(table.columns) == ["dataset", "enn", "aum", "best AUC"]
+    assert table.iloc[0].aum == "0.900 / 0.500 (3)" and table.iloc[0]["best AUC"] == "aumlike (0.990)"
