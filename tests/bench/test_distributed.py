@@ -18,7 +18,8 @@ from valbench.runner import connect_dask  # noqa: E402
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "valbench_test_plugin.py")
 # what differs between two runs of the same cell: where and when it ran, and how long it took
-VOLATILE = {"started_at", "host", "wall_s", "cpu_s", "peak_rss_mb", "cell_wall_s", "removal_s", "fit_cache"}
+VOLATILE = {"started_at", "host", "wall_s", "cpu_s", "peak_rss_mb", "cell_wall_s", "cell_cpu_s", "removal_s", "fit_cache",
+            "learner_fit_s", "learner_fit_cpu_s"}
 
 
 @pytest.fixture(scope="module")
