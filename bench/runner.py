@@ -59,17 +59,25 @@ def cpu_time_limit(seconds: float, error: Exception) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    with _raise_on_timer(signal.SIGPROF, signal.ITIMER_PROF, seconds, error):
+        yield
+
+
+@contextmanager
+def _raise_on_timer(signum: int, timer: int, seconds: float, error: Exception) -> Iterator[None]:
+    """Arm interval ``timer`` for ``seconds`` with a handler of ``signum`` that raises ``error``; disarm it and
+    restore the previous handler on leaving (the shared core of the wall-clock and the CPU-time limits)."""
 
     def expire(signum: int, frame: Any) -> None:
         raise error
 
-    previous = signal.signal(signal.SIGPROF, expire)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    previous = signal.signal(signum, expire)
+    signal.setitimer(timer, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
+        signal.setitimer(timer, 0)
+        signal.signal(signum, previous)
 
 
 @contextmanager
@@ -87,19 +95,12 @@ def time_limit(seconds: float | None, error: Exception | None = None) -> Iterato
     if outer_left and outer_left <= seconds:  # the enclosing limit comes first: let it fire
         yield
         return
-    error = error or CellTimeout(f"time limit of {seconds:g} s exceeded")
-
-    def expire(signum: int, frame: Any) -> None:
-        raise error
-
     started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        with _raise_on_timer(signal.SIGALRM, signal.ITIMER_REAL, seconds,
+                             error or CellTimeout(f"time limit of {seconds:g} s exceeded")):
+            yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
         if outer_left:
             signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
