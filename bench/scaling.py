@@ -139,31 +139,34 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, mem) = plt.subplots(1, 2, figsize=(13, 5))
-    for method, slope in result["slopes"].items():
+    fig, (ax, mem) = plt.subplots(1, 2, figsize=(15, 5.5))
+    colours = plt.get_cmap("tab20").colors  # distinct up to 20 methods; markers tell apart the rest
+    for i, (method, slope) in enumerate(result["slopes"].items()):
         rows = [r for r in result["rows"] if r["method"] == method and r["seconds"]]
         ok = [r for r in rows if r["status"] == "ok"]
         label = f"{method} (slope {slope:.2f})" if slope is not None else method
-        line, = ax.plot([r["n_train"] for r in ok], [r["seconds"] for r in ok], "o-", label=label)
+        line, = ax.plot([r["n_train"] for r in ok], [r["seconds"] for r in ok], "osD^v"[i // 20 % 5] + "-",
+                        color=colours[i % 20], label=label)
         capped = [r for r in rows if r["status"] == "timeout"]
         if capped:
             ax.plot([r["n_train"] for r in capped], [r["seconds"] for r in capped], "^", color=line.get_color())
         measured = [r for r in ok if r.get("peak_rss_mb")]
         mem.plot([r["n_train"] for r in measured], [r["peak_rss_mb"] / 1024 for r in measured], "o-",
-                 color=line.get_color(), label=method)
+                 color=line.get_color())
     ax.axhline(result["cap_s"], color="grey", ls=":", lw=1, label=f"cap {result['cap_s']:g} s (triangles: censored)")
     dataset = result.get("options", {}).get("dataset", "synthetic")
     ax.set(xscale="log", yscale="log", xlabel="train points N", ylabel="fit CPU seconds (1 thread)",
            title=f"Valuation cost vs train size ({dataset}, logreg)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
     mem.axhline(4, color="grey", ls=":", lw=1, label="4 GiB goal per cell")
     mem.set(xscale="log", xlabel="train points N", ylabel="peak resident memory during fit (GiB)",
             title="Peak memory (process RSS, data included)")
     mem.grid(True, which="both", alpha=0.3)
-    mem.legend(fontsize=8)
+    handles = ax.get_legend_handles_labels()
+    goal = mem.get_legend_handles_labels()
+    fig.legend(handles[0] + goal[0], handles[1] + goal[1], fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
