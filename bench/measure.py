@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -58,3 +59,13 @@ def measure(fn: Callable[[], Any]) -> tuple[Any, Cost]:
         wall = time.perf_counter() - wall
         peak = sampler.stop()
     return result, Cost(wall_s=wall, cpu_s=cpu, peak_rss_mb=peak)
+
+
+def median_cpu_seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """The median CPU seconds of ``repeats`` calls of ``fn`` (e.g. one learner fit, the unit costs are given in)."""
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -77,6 +76,7 @@ def one_large_cell(n: int, method: str) -> dict:
 
     from valbench.datasets.noise import inject_noise
     from valbench.learners import LogisticRegression
+    from valbench.measure import median_cpu_seconds
     from valbench.metrics import mislabel_auc
     from valbench.registry import get_dataset, get_method, load_installed
 
@@ -84,17 +84,12 @@ def one_large_cell(n: int, method: str) -> dict:
     load_installed()
     data = inject_noise(get_dataset("synthetic")(seed=0, n_train=n, n_valid=1000, n_test=2000), 0.1, seed=0)
     learner = LogisticRegression(data.n_features, data.n_classes)
-    fits = []
-    for _ in range(3):
-        t0 = time.process_time()
-        learner.fit(data.x_train, data.y_train)
-        fits.append(time.process_time() - t0)
+    fit_s = median_cpu_seconds(lambda: learner.fit(data.x_train, data.y_train))
     budgets = [int(round(f * n)) for f in (0.05, 0.1, 0.2)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, w0 = time.process_time(), time.perf_counter()
     valuation = get_method(method)().fit(data, learner, 0, budgets=budgets)
     cpu, wall = time.process_time() - t0, time.perf_counter() - w0
-    fit_s = statistics.median(fits)
     return {"method": method, "n_train": n, "cpu_s": cpu, "wall_s": wall, "learner_fit_s": fit_s,
             "ratio": cpu / fit_s, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_fit_mb": rss0, "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
