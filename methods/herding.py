@@ -21,7 +21,7 @@ import torch
 from valbench.learners import Learner
 from valbench.protocol import Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import class_budgets, class_readout, per_class
+from valbench.methods.selection import class_readout, class_steps, per_class
 
 
 def herding_order(x: np.ndarray, n_select: int | None = None) -> np.ndarray:
@@ -57,9 +57,7 @@ class Herding(ValuationMethod):
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
         y = data.y_train
-        need = {c: len(np.flatnonzero(y == c)) for c in np.unique(y)}  # full orders when no budget is given
-        if budgets:
-            need = {c: max(class_budgets(y, int(k))[c] for k in budgets) for c in need}
+        need = class_steps(y, budgets) if len(budgets) else {int(c): int((y == c).sum()) for c in np.unique(y)}
         orders = per_class(y, lambda members: herding_order(data.x_train[members], need[int(y[members[0]])]))
         subsets, scores = class_readout(orders, y, budgets)
         return Valuation(scores=scores, subsets=subsets, utility_evals=0)
