@@ -58,6 +58,7 @@ class GridConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_limit: float = 600.0
     cap_fits: float | None = None  # a method's fit may take this many learner fits on the full train split
+    memory_limit: float | None = None  # MB of resident memory a cell's process may use (None: no limit)
     exclude: list[dict[str, str]] = field(default_factory=list)  # e.g. {method = "loo", dataset = "mnist"}
 
     @classmethod
@@ -65,17 +66,23 @@ class GridConfig:
         path = Path(path)
         if not path.exists():
             raise DataError(f"config file {path} not found")
+        if path.is_dir():
+            raise DataError(f"config {path} is a directory; give a TOML file (e.g. configs/quick.toml)")
         try:
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
         except tomllib.TOMLDecodeError as err:
             raise DataError(f"config {path} is not valid TOML: {err}") from err
+        except UnicodeDecodeError as err:
+            raise DataError(f"config {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+        except OSError as err:
+            raise DataError(f"config {path} cannot be read ({err.strerror or err})") from err
         unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
         if unknown:
             raise DataError(f"config {path}: unknown key(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
         if isinstance(raw.get("learner"), str):
             raw["learner"] = {"name": raw["learner"]}
-        return cls(**raw)
+        return cls(**{"methods": [], "datasets": [], **raw})  # flags may give what the file does not
 
     def validate(self) -> None:
         """Fail fast, before any cell runs, on anything a cell would refuse: names, seeds, noise rates,
@@ -91,7 +98,18 @@ class GridConfig:
                                                        for v in values):
                 raise DataError(f"`{name}` must be a list of {what}, got {values!r}")
         if not self.methods or not self.datasets:
-            raise DataError("the grid needs at least one method and one dataset")
+            raise DataError("the grid needs at least one method and one dataset: give `methods = [...]` and "
+                            "`datasets = [...]` in the config, or --methods and --datasets")
+        for name, kind in (("learner", "a table such as {name = \"mlp\"}"),
+                           ("method_params", "a table of tables, [method_params.NAME]"),
+                           ("dataset_params", "a table of tables, [dataset_params.NAME]")):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or (name != "learner" and not all(isinstance(v, dict)
+                                                                             for v in value.values())):
+                raise DataError(f"`{name}` must be {kind}, got {value!r}")
+        if not isinstance(self.exclude, list) or not all(isinstance(r, dict) for r in self.exclude):
+            raise DataError(f"`exclude` must be a list of tables such as {{method = \"loo\", dataset = \"mnist\"}}, "
+                            f"got {self.exclude!r}")
         for name in ("methods", "datasets", "seeds", "noise", "budgets"):
             setattr(self, name, drop_duplicates(name, getattr(self, name)))
         for name in self.datasets:
@@ -114,6 +132,10 @@ class GridConfig:
                                           or not 0 < self.cap_fits < float("inf")):
             raise DataError(f"cap_fits {self.cap_fits!r} is invalid: give the learner fits a method's fit may take, "
                             "a number > 0 (e.g. 60)")
+        if self.memory_limit is not None and (isinstance(self.memory_limit, bool)
+                                              or not isinstance(self.memory_limit, (int, float))
+                                              or not 0 < self.memory_limit < float("inf")):
+            raise DataError(f"memory limit {self.memory_limit!r} is invalid: give megabytes per cell, a number > 0")
         check_learner(self.learner)
         for rule in self.exclude:
             if not rule or set(rule) - {"method", "dataset"}:
