@@ -20,6 +20,7 @@ from typing import Any
 
 from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
+from valbench.params import check_values, method_rules, signature_rules
 from valbench.protocol import DataError
 from valbench.registry import get_dataset, get_method, image_datasets
 
@@ -144,12 +145,15 @@ class GridConfig:
                 get_method(rule["method"])
             if "dataset" in rule:
                 get_dataset(rule["dataset"])
-        for name in {*self.methods, *self.method_params}:
+        for name in sorted({*self.methods, *self.method_params}):
             cls = get_method(name)
+            given = self.method_params.get(name, {})
+            if given:  # values as the rules read them ("no" -> False), so each cell records what ran
+                self.method_params[name] = check_values(f"method {name!r}", given, method_rules(cls), cls.params)
             for combo in _expand(self.method_params.get(name, {})):
                 cls(**combo).check()  # unknown parameters, wrong types, values the method refuses
         for name, params in self.dataset_params.items():
-            check_dataset_params(name, params)
+            self.dataset_params[name] = check_dataset_params(name, params)
         self.check_data()
 
     def check_data(self) -> None:
@@ -224,30 +228,31 @@ def check_seeds(seeds: list[Any]) -> None:
 
 
 def check_learner(learner: dict[str, Any]) -> None:
-    """The learner's name is registered and its parameters are ones its constructor takes."""
+    """The learner's name is registered and its parameters are ones its constructor takes, of the types and
+    in the ranges its rules give (:mod:`valbench.params`); values are converted in place."""
     name = learner.get("name", "logreg")
-    if name not in LEARNERS:
+    if not isinstance(name, str) or name not in LEARNERS:
         raise DataError(f"unknown learner {name!r}; valid: {sorted(LEARNERS)}")
-    _check_keywords(f"learner {name!r}", LEARNERS[name], {k for k in learner if k != "name"},
-                    exclude={"self", "n_features", "n_classes", "seed", "image_shape"})
+    rules = signature_rules(LEARNERS[name].__init__, exclude={"n_features", "n_classes", "seed", "image_shape"})
+    if rules is not None:
+        learner.update(check_values(f"learner {name!r}", {k: v for k, v in learner.items() if k != "name"}, rules,
+                                    _defaults(LEARNERS[name].__init__)))
 
 
-def check_dataset_params(name: str, params: dict[str, Any]) -> None:
-    """Every parameter is one the dataset's loader takes (its signature), and the seed is not one of them."""
+def check_dataset_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter is one the dataset's loader takes (its signature) with a value its rule accepts, and
+    the seed is not one of them; returns the values converted."""
     if "seed" in params:
         raise DataError(f"dataset {name!r}: the seed is set with --seeds (or `seeds` in the config), "
                         "not as a dataset parameter")
-    _check_keywords(f"dataset {name!r}", get_dataset(name), set(params), exclude={"seed"})
+    loader = get_dataset(name)
+    rules = signature_rules(loader, exclude={"seed"})
+    return params if rules is None else check_values(f"dataset {name!r}", params, rules, _defaults(loader))
 
 
-def _check_keywords(owner: str, function: Any, given: set[str], exclude: set[str]) -> None:
-    signature = inspect.signature(function)
-    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        return
-    valid = sorted(set(signature.parameters) - exclude)
-    unknown = sorted(given - set(valid))
-    if unknown:
-        raise DataError(f"{owner}: unknown parameter(s) {unknown}; valid: {valid}")
+def _defaults(function: Any) -> dict[str, Any]:
+    return {n: p.default for n, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _matches(rule: dict[str, str], dataset: str, method: str) -> bool:
@@ -272,6 +277,8 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
 
 
 def _parse_scalar(text: str) -> Any:
+    """A number where the text is one, else the text: the parameter's rule reads it (``"no"`` for a boolean,
+    :mod:`valbench.params`)."""
     for parse in (int, float):
         try:
             return parse(text)
