@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -139,16 +140,16 @@ class Worker:
         if self.deadline is not None and now >= self.deadline:
             return Outcome("timeout", reason=f"time limit of {self.deadline - self.started:g} s exceeded "
                                              "(its process was killed)")
-        if self.cap is not None:
-            cpu_at, seconds, message, detail = self.cap
-            used = self.cpu_seconds() - cpu_at
-            if used > seconds:
-                return Outcome("over_cap", reason=message, detail=detail)
         if memory_mb is not None:
             rss = self.rss_mb()
             if rss > memory_mb:
                 return Outcome("over_memory", reason=f"memory limit of {memory_mb:g} MB exceeded (resident "
                                                      f"{rss:.0f} MB; its process was killed)")
+        if self.cap is not None:
+            cpu_at, seconds, message, detail = self.cap
+            used = self.cpu_seconds() - cpu_at
+            if used > seconds:
+                return Outcome("over_cap", reason=message, detail=detail)
         return None
 
 
@@ -176,11 +177,22 @@ def _serve(function: Callable[[Any], Any], jobs: Connection, results: Connection
                 code = 1
                 break  # its state may be anything now: the parent forks a fresh worker
             _restore(handlers)
+            _flush()
             results.send(("ok", value))
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child into the parent's code
         code = 1
     finally:
+        _flush()
         os._exit(code)
+
+
+def _flush() -> None:
+    """What a job printed reaches its terminal or file: ``os._exit`` would drop Python's buffers."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream is not the worker's problem
+            pass
 
 
 def _signal_handlers() -> dict[int, Any]:
