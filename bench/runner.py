@@ -32,7 +32,7 @@ from valbench.grid import Cell
 from valbench.isolate import ChildDied, ChildTimeout, call_in_child
 from valbench.learners import learner_for
 from valbench.measure import measure
-from valbench.labels import method_family
+from valbench.report.labels import method_family
 from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
                            test_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
