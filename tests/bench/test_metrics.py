@@ -6,6 +6,7 @@ from valbench.learners import LogisticRegression
 from valbench.metrics import (budget_sizes, check_budget_fractions, detection_curve, mislabel_auc, rank_by_value,
                            select_subset, subset_value)
 from valbench.protocol import DataError, Valuation
+from tests.conftest import require_peer
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -57,10 +58,9 @@ def test_subset_value_uses_the_methods_own_subset(small_data):
 
 
 def _odv_noisy_detection():
-    """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim, or a skip naming why."""
-    adapter = pytest.importorskip("valbench.methods.opendataval")
-    if adapter.odv is None:
-        pytest.skip("opendataval is not installed (make install)")
+    """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim (require_peer: skip or fail)."""
+    require_peer("opendataval")
+    import valbench.methods.opendataval  # noqa: F401 - the shim that makes opendataval importable
     from opendataval.experiment.exper_methods import noisy_detection
 
     return noisy_detection
