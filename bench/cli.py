@@ -23,7 +23,7 @@ from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError,
                             load_plugins)
 from valbench.runner import connect_dask, run_grid
 from valbench.store import ResultsStore
-from valbench.summary import write_summary
+from valbench.report.markdown import write_summary
 
 
 def _csv(kind):
@@ -208,7 +208,7 @@ def command_scores(args: argparse.Namespace) -> None:
 
 def _render_report(run_dir: Path) -> None:
     """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from valbench.report import render_report
+    from valbench.report.html import render_report
 
     try:
         print(f"report: {render_report(run_dir)}", file=sys.stderr)
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "summary":
             print(write_summary(args.run_dir))
         elif args.command == "report":
-            from valbench.report import render_report
+            from valbench.report.html import render_report
 
             print(render_report(args.run_dir))
     except (UnknownNameError, DataError) as err:

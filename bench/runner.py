@@ -32,8 +32,9 @@ from valbench.grid import Cell
 from valbench.isolate import ChildDied, ChildTimeout, call_in_child
 from valbench.learners import learner_for
 from valbench.measure import measure
-from valbench.labels import method_family
-from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
+from valbench.provenance import current_commit
+from valbench.report.labels import method_family
+from valbench.metrics import (budget_sizes, class_balance, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
                            test_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
 from valbench.store import ResultsStore
@@ -156,7 +157,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
         "n_train": data.n_train, "n_features": data.n_features, "n_classes": data.n_classes,
         "n_noisy": int(data.noisy_mask.sum()), "learner_params": learner.describe(),
         "budgets": subset_value(data, evaluator, valuation, cell.budgets, seed=cell.seed, cache=cache),
-        "full_accuracy": full["accuracy"], "full_loss": full["loss"],
+        "full_accuracy": full["accuracy"], "full_balanced_accuracy": full["balanced_accuracy"],
+        "full_loss": full["loss"], **class_balance(data),
         "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
         "detection_curve": detection_curve(valuation.scores, data.noisy_mask, seed=cell.seed),
         "kmeans_f1": kmeans_f1(valuation.scores, data.noisy_mask),
@@ -193,7 +195,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
                               "noise_rate": cell.noise_rate, "dataset_params": cell.dataset_params,
                               "method_params": cell.method_params, "family": method_family(cell.method),
                               "learner": cell.learner, "budget_fractions": list(cell.budgets), "started_at": started,
-                              "host": platform.node()}
+                              "host": platform.node(), **current_commit()}
     marker = _mark_inflight(inflight_dir, cell.key)
     t0, c0 = time.perf_counter(), time.process_time()
     cache = None
