@@ -1,8 +1,9 @@
 """The recommendation: the verdict's one choice rule (:func:`valbench.report.verdict.choose`) on the evidence.
 
-The method applied is the rule's ``cheapest_within``: the cheapest entry (in learner fits; random costs 0)
-whose value is within one point of the best. When random is within one point of the best, that is random:
-no method measured here beats a random subset of this size on this data by more than one point.
+The entry applied is random when the rule says ``random_within`` (no method measured here beats a random
+subset of this size on this data by more than one point: a measured cost that rounds to random's 0 does not
+make a method worth using), else the rule's ``cheapest_within``: the cheapest entry in learner fits whose
+value is within one point of the best.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from valbench.report.verdict import Choice, choose
+from valbench.report.verdict import RANDOM, Choice, choose
 
 
 @dataclass(frozen=True)
@@ -41,4 +42,5 @@ class Recommendation:
 def recommend(evidence: pd.DataFrame, metric: str) -> Recommendation:
     """Apply the verdict's rule to the evidence's (label, value, cost_fits, n_seeds)."""
     choice = choose(evidence[["label", "value", "cost_fits", "n_seeds"]])
-    return Recommendation(choice=choice, apply=choice.cheapest_within, metric=metric.replace("_", " "))
+    return Recommendation(choice=choice, apply=RANDOM if choice.random_within else choice.cheapest_within,
+                          metric=metric.replace("_", " "))
