@@ -32,11 +32,13 @@ from valbench.grid import Cell
 from valbench.isolate import Outcome, cpu_cap, run_jobs
 from valbench.learners import learner_for
 from valbench.measure import measure
-from valbench.labels import method_family
-from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
+from valbench.provenance import current_commit
+from valbench.report.labels import method_family
+from valbench.metrics import (budget_sizes, class_balance, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
                            test_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
 from valbench.store import ResultsStore
+from valbench.values import FRAME_KEY, keep_scores, missing_scores, scores_frame
 
 STATUS_OVER_CAP = "over cap"  # a cell's status when its fit ran past the cap (reports show it by this name)
 CAP_FLOOR_S = 10.0  # the least CPU time a capped fit gets: first-call costs (imports, numba compilation) on tiny sets
@@ -93,7 +95,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
         "n_train": data.n_train, "n_features": data.n_features, "n_classes": data.n_classes,
         "n_noisy": int(data.noisy_mask.sum()), "learner_params": learner.describe(),
         "budgets": subset_value(data, evaluator, valuation, cell.budgets, seed=cell.seed, cache=cache),
-        "full_accuracy": full["accuracy"], "full_loss": full["loss"],
+        "full_accuracy": full["accuracy"], "full_balanced_accuracy": full["balanced_accuracy"],
+        "full_loss": full["loss"], **class_balance(data),
         "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
         "detection_curve": detection_curve(valuation.scores, data.noisy_mask, seed=cell.seed),
         "kmeans_f1": kmeans_f1(valuation.scores, data.noisy_mask),
@@ -102,7 +105,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
         "utility_evals": valuation.utility_evals if valuation.utility_evals is not None else learner.fits,
         "scores_stderr_mean": None if valuation.stderr is None else float(np.mean(valuation.stderr)),
         "extra": {k: v for k, v in valuation.extra.items() if isinstance(v, (int, float, str, bool, type(None)))},
-        **capped,
+        **capped, FRAME_KEY: scores_frame(data, valuation, cell.budgets, method=cell.method, seed=cell.seed,
+                                          noise_rate=cell.noise_rate, params=cell.method_params),
     }
 
 
@@ -121,7 +125,7 @@ def compute_cell(job: tuple[Cell, int, str | None, float | None]) -> dict[str, A
     """
     cell, threads, cache_dir, cap_fits = job
     torch.set_num_threads(threads)
-    record = {**cell_record(cell), "started_at": _now(), "host": platform.node()}
+    record = {**cell_record(cell), "started_at": _now(), "host": platform.node(), **current_commit()}
     t0, c0 = time.perf_counter(), time.process_time()
     cache = None
     try:
@@ -151,7 +155,7 @@ def outcome_record(cell: Cell, outcome: Outcome) -> dict[str, Any]:
         "raised": ("failed", f"raised {outcome.reason}; its process was ended, the other cells go on"),
         "died": ("failed", f"its process died while running this cell ({outcome.reason})"),
     }[outcome.kind]
-    return {**cell_record(cell), "started_at": _now(), "host": platform.node(), **outcome.detail,
+    return {**cell_record(cell), "started_at": _now(), "host": platform.node(), **current_commit(), **outcome.detail,
             "status": status, "error": f"{cell.method}: {why}", "cell_wall_s": outcome.wall_s,
             "cell_cpu_s": outcome.cpu_s}
 
@@ -277,7 +281,8 @@ def stop_on_termination() -> Iterator[None]:
 def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tuple[str, ...] = (),
              time_limit_s: float | None = None, retry_failed: bool = False, progress: bool = True,
              backend: str = "loky", cache_dir: str | Path | None = None,
-             cap_fits: float | None = None, memory_limit_mb: float | None = None) -> dict[str, int]:
+             cap_fits: float | None = None, memory_limit_mb: float | None = None,
+             scores: bool = True) -> dict[str, int]:
     """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
 
     ``backend``: ``loky`` (this machine: every cell in a forked worker process, :func:`run_isolated`, at
@@ -287,8 +292,10 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     ``cache_dir``: where the metrics cache their fits (:mod:`valbench.cache`); None turns the cache off.
     ``cap_fits``: each method's fit may take that many learner fits on the cell's train split (:func:`run_cell`).
     ``memory_limit_mb``: a cell's worker is killed past that resident memory (None: no limit).
+    ``scores``: keep each ok cell's per-point values in ``scores/`` (:mod:`valbench.values`), written before
+    its record; a record whose scores file is missing counts as not done.
     """
-    done = store.finished_keys(include_failed=not retry_failed)
+    done = store.finished_keys(include_failed=not retry_failed) - missing_scores(store.directory, store.records())
     todo = [c for c in cells if c.key not in done]
     counts = {"total": len(cells), "skipped": len(cells) - len(todo), "ok": 0, "failed": 0}
     bar = tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
@@ -296,8 +303,8 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     cache = str(cache_dir) if cache_dir else None
 
     def store_cell(record: dict[str, Any]) -> None:
-        """Store one finished cell (the one place a record reaches the store)."""
-        store.append(record)
+        """Store one finished cell (the one place a record reaches the store): its scores file, then its record."""
+        store.append(keep_scores(store.directory, record, scores))
         counts["ok" if record["status"] == "ok" else "failed"] += 1
         bar.update(1)
         bar.set_postfix(failed=counts["failed"])

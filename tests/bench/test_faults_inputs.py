@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import valbench.cli as cli
-import valbench.report
+import valbench.report.html
 from valbench.grid import GridConfig
 from valbench.registry import UNAVAILABLE, load_installed
 from valbench.store import ResultsStore
@@ -161,7 +161,7 @@ def test_report_replaces_only_files_it_wrote(tmp_path, monkeypatch, capsys):
             (Path(run_dir) / name).write_text(f"rendered {name}")
         return Path(run_dir) / "index.html"
 
-    monkeypatch.setattr(valbench.report, "render_report", render)
+    monkeypatch.setattr(valbench.report.html, "render_report", render)
     (run / "cost.png").write_text("the user's own figure")
     refused(["report", str(run)], "cost.png exists and was not written by valbench", capsys)
     assert (run / "cost.png").read_text() == "the user's own figure" and not (run / "index.html").exists()
