@@ -7,8 +7,9 @@ SIGPROF handler. The limits are enforced from outside: the parent kills a worker
 deadline, past its CPU-time cap (read from ``/proc/<pid>/stat``: user + system time of all its threads) or
 past its memory cap (resident set size read from ``/proc/<pid>/statm``), and forks a fresh one for the next
 job. A worker ignores SIGINT (Ctrl-C is the parent's to handle), is the kernel's first choice when memory
-runs out (``oom_score_adj``), and dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a parent killed
-with SIGKILL leaves no orphan computing on.
+runs out (``oom_score_adj``), dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a parent killed
+with SIGKILL leaves no orphan computing on, and leads a process group of its own, which the parent kills
+whole, so processes a method started (joblib's loky workers, say) go with it.
 
 A job may announce a CPU-time cap for part of its work with :func:`cpu_cap` (the runner caps a method's fit
 in learner fits): the parent then watches that worker's CPU time until the block ends.
@@ -80,6 +81,10 @@ class Worker:
             self.conn.close()
             self._send_end.close()
             _serve(function, receive, send)
+        try:
+            os.setpgid(self.pid, self.pid)  # its own process group (also set in the child: whichever runs first)
+        except OSError:
+            pass
         receive.close()
         send.close()
         self.job: Any = None
@@ -115,13 +120,14 @@ class Worker:
         return max(self.cpu_seconds() - self._cpu_at_start, 0.0)
 
     def kill(self) -> str:
-        """Kill the worker (if alive), reap it, and say how it ended."""
+        """Kill the worker and whatever it started (its process group), reap it, and say how it ended."""
         for conn in (self.conn, self._send_end):
             conn.close()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         return self.reap()
 
     def reap(self) -> str:
@@ -158,6 +164,10 @@ def _serve(function: Callable[[Any], Any], jobs: Connection, results: Connection
     global _to_parent
     code = 0
     try:
+        try:
+            os.setpgid(0, 0)  # a group of its own: killing it kills what a method started (joblib workers, ...)
+        except OSError:
+            pass
         _die_with_parent()
         _first_to_die()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
