@@ -54,7 +54,7 @@ report: install
 reference-report: install
 	rm -rf reports/reference reports/.cache  # a fresh run: stored cells of older code would otherwise be kept
 	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
-	$(PY) -m valbench.readme reports/reference README.md
+	$(PY) -m valbench.report.readme reports/reference README.md
 
 test: install
 	$(PY) -m pytest

@@ -4,7 +4,7 @@ markers ``make reference-report`` fills are all there, and every local link in t
 import re
 from pathlib import Path
 
-from valbench.readme import DETECTION_END, DETECTION_START, END, START, VERDICT_END, VERDICT_START
+from valbench.report.readme import DETECTION_END, DETECTION_START, END, START, VERDICT_END, VERDICT_START
 
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from valbench import plots
-from valbench.plots import (LABEL_GID, TOP_METHODS, contender_front, cost_figure, default_methods, method_palette,
+from valbench.report import plots
+from valbench.report.plots import (LABEL_GID, TOP_METHODS, contender_front, cost_figure, default_methods, method_palette,
                             quality_cost_figure, spread, subset_value_figure)
 
 FAMILIES = {"random": "reference", "oracle-greedy": "reference", "pipeline (detector=enn, selector=random)": "pipeline",
@@ -198,8 +198,8 @@ def test_short_labels_name_a_pipeline_by_its_steps():
 
 
 def test_every_figure_in_the_page_is_readable_and_links_to_its_file(tmp_path):
-    from tests.bench.test_report import DATASETS, METHODS, ok_record, write_run
-    from valbench.report import FIGURES, render_report
+    from tests.bench.report.test_html import DATASETS, METHODS, ok_record, write_run
+    from valbench.report.html import FIGURES, render_report
 
     write_run(tmp_path, [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)])
     page = render_report(tmp_path).read_text()

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from valbench.stats import mean_ci  # noqa: E402
+from valbench.report.stats import mean_ci  # noqa: E402
 
 DPI = 100
 PANEL = (3.4, 2.8)  # inches per facet
@@ -474,7 +474,12 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
     settings = list(dict.fromkeys(points.setting))
     with _style():
         in_fits = "fit_s" in points and points.fit_s.notna().any()  # a top axis in learner fits
-        fig, axes = _panels(len(settings), (4.5, 2.9), top=1.0 if in_fits else 0.4, title=0.6, bottom_extra=0.35)
+        shown = {families.get(m, "valuation") for m in points.method} - {REFERENCE}
+        columns = max(1, min(len(settings), MAX_COLUMNS, int(MAX_WIDTH // 5.24)))  # as _panels lays them out (cell 5.24 in)
+        legend_columns = max(1, int(columns * 5.24 // 2.7))
+        legend_rows = math.ceil((3 + len(shown)) / legend_columns)
+        fig, axes = _panels(len(settings), (4.5, 2.9), top=1.0 if in_fits else 0.4, title=0.6,
+                            bottom_extra=0.1 + 0.22 * legend_rows)
         for ax, setting in zip(axes, settings):
             _quality_cost_panel(ax, points[points.setting == setting].reset_index(drop=True), palette, families)
             ax.set_title(setting, pad=30 if in_fits else 6)
@@ -485,7 +490,8 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
         handles += [Line2D([], [], lw=0, marker="o", color=sns.color_palette(cmap, as_cmap=True)(0.7), label=family)
                     for family, cmap in FAMILY_COLOURS.items() if family != REFERENCE
                     and any(families.get(m, "valuation") == family for m in points.method)]
-        fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 4), frameon=False, fontsize=8)
+        fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), legend_columns), frameon=False,
+                   fontsize=8)
         _suptitle(fig, "Quality vs cost: area under the subset-value curve (95% CI over seeds) against the fit's "
                        "CPU seconds")
         return _save(fig, path)
@@ -551,7 +557,7 @@ def _quality_cost_panel(ax, here: pd.DataFrame, palette: dict, families: dict[st
 
 
 def rank_figure(analysis, path: Path, regime: str = "", families: dict[str, str] | None = None) -> Path:
-    """Mean ranks of a :class:`valbench.stats.RankAnalysis`, one row per method (best on top), legible at any count.
+    """Mean ranks of a :class:`valbench.report.stats.RankAnalysis`, one row per method (best on top), legible at any count.
 
     Each method's mean rank with a bar of +-CD/2 (the Nemenyi critical difference): two methods whose bars do
     not overlap differ significantly. Shaded: within one CD of the best (not significantly worse than it);
@@ -690,7 +696,7 @@ def cost_figure(cells: pd.DataFrame, palette: dict, path: Path, families: dict[s
     low, high = (positive.min(), positive.max()) if not positive.empty else (MIN_SECONDS, 1.0)
     cell_w = min(0.78, max(0.5, (MAX_WIDTH - 3.4) / max(len(settings), 1)))
     with _style():
-        fig, ax = plt.subplots(figsize=(3.4 + cell_w * len(settings), 1.9 + 0.36 * len(methods)),
+        fig, ax = plt.subplots(figsize=(max(7.0, 3.4 + cell_w * len(settings)), 2.2 + 0.36 * len(methods)),
                                layout="constrained")
         norm = matplotlib.colors.LogNorm(vmin=low, vmax=max(high, low * 10))
         image = ax.imshow(cpu.clip(lower=low).to_numpy(float), cmap="YlOrRd", norm=norm, aspect="auto")
@@ -725,10 +731,10 @@ def cost_figure(cells: pd.DataFrame, palette: dict, path: Path, families: dict[s
                                               as_cmap=True)(0.85))
         ax.tick_params(axis="both", labelsize=7.5)
         ax.grid(False)
-        ax.set_title("Cost of each method's fit: CPU seconds and learner fits (what the cap counts), median over "
-                     "seeds.\nHatched: every seed over the cap; †: some seeds over it (median of the others); a → b: clean with a, "
-                     "then select with b",
-                     fontsize=9, loc="left")
+        title = ("Cost of each method's fit: CPU seconds and learner fits (what the cap counts), median over seeds.",
+                 "Hatched: every seed over the cap; †: some seeds over it (median of the others); a → b: clean with "
+                 "a, then select with b")
+        fig.suptitle("\n".join(textwrap.fill(line, int(fig.get_figwidth() * 13)) for line in title), fontsize=9)
         return _save(fig, path)
 
 
