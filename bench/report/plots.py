@@ -618,10 +618,10 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
     table = table.reindex(index=sorted(cells.method.unique()), columns=list(dict.fromkeys(cells.setting)))
     succeeded, ran = set(zip(ok.method, ok.setting)), set(zip(cells.method, cells.setting))
     over_cap = {pair for pair, status in cells.groupby(["method", "setting"]).status if (status == "over cap").all()}
-    width = 1.2 * table.shape[1] + max(len(m) for m in table.index) * 0.07 + 2.0
+    width = 1.0 * table.shape[1] + max(len(short_label(m)) for m in table.index) * 0.07 + 2.0
     height = 0.42 * table.shape[0] + 1.9
     with _style():
-        fig, ax = plt.subplots(figsize=(max(width, 4.5), height), layout="constrained")
+        fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(width, 4.5)), height), layout="constrained")
         ax.set_facecolor("0.94")  # cells without a value
         with warnings.catch_warnings():  # seaborn 0.13 calls Colormap.set_bad, deprecated in matplotlib 3.11
             warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -639,7 +639,7 @@ def auc_heatmap(cells: pd.DataFrame, path: Path) -> Path:
         ax.set_title("Mislabel detection ROC-AUC (mean over seeds)")
         if table.shape[1] > 3:
             plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-        plt.setp(ax.get_yticklabels(), rotation=0)
+        ax.set_yticks(np.arange(len(table.index)) + 0.5, [short_label(m) for m in table.index], rotation=0)
         return _save(fig, path)
 
 
