@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from valbench.cache import array_digest
 from valbench.datasets.splits import standardise
 from valbench.keep.apply import fit_values, values_table
 from valbench.keep.candidates import CAP_FITS, DETECTORS, MAX_FITS, Candidate, choose_candidates
@@ -121,8 +122,10 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="valbench-select-"))
     work = out_dir / "measure"
     work.mkdir(parents=True, exist_ok=True)
-    data_path = work / "data.npz"
-    np.savez(data_path, x=x, y=codes)
+    # named by content: a rerun in the same folder resumes on the same data, and never reuses cells of other data
+    data_path = work / f"data-{array_digest(x, codes)[:12]}.npz"
+    if not data_path.exists():
+        np.savez(data_path, x=x, y=codes)
     timings: dict[str, dict[str, float]] = {}
 
     def step(name: str, text: str, fn):
