@@ -73,12 +73,13 @@ def benchmark_rows(y_train: np.ndarray, settings: FeatureSettings) -> np.ndarray
 
 
 def train_extractor(x_pool: np.ndarray, y_pool: np.ndarray, settings: FeatureSettings,
-                    image_shape: tuple[int, int, int] = (1, 28, 28)) -> torch.nn.Module:
-    """The ConvNet trained on the pool (pixels in [0, 1]), on the CPU; its ``module[:-1]`` is the extractor."""
+                    image_shape: tuple[int, int, int] = (1, 28, 28), device: str = "cpu") -> torch.nn.Module:
+    """The ConvNet trained on the pool (pixels in [0, 1]), on ``device`` (the cache's build: the CPU), returned on
+    the CPU; its ``module[:-1]`` is the extractor."""
     from valbench.learners import make_learner
 
     learner = make_learner("cnn", int(np.prod(image_shape)), int(y_pool.max()) + 1, seed=settings.seed,
-                           image_shape=image_shape, width=settings.width, epochs=settings.epochs, device="cpu")
+                           image_shape=image_shape, width=settings.width, epochs=settings.epochs, device=device)
     return learner.fit(x_pool, y_pool).module
 
 
