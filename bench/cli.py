@@ -22,7 +22,6 @@ from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError,
                             load_plugins)
 from valbench.runner import connect_dask, run_grid
 from valbench.store import ResultsStore
-from valbench.report.markdown import write_summary
 
 
 def _csv(kind):
@@ -174,16 +173,16 @@ def command_run(args: argparse.Namespace) -> None:
             client.close()
     print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
           file=sys.stderr)
-    print(write_summary(run_dir))
     _render_report(run_dir)
 
 
 def _render_report(run_dir: Path) -> None:
-    """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from valbench.report.html import render_report
+    """The one-screen answer and the report's path (:func:`valbench.report.publish`); a reporting failure must
+    not cost the run its exit status."""
+    from valbench.report import publish
 
     try:
-        print(f"report: {render_report(run_dir)}", file=sys.stderr)
+        print(publish(run_dir))
     except Exception as err:  # noqa: BLE001 - the results are safe in the store; say how to retry
         print(f"warning: the report failed ({type(err).__name__}: {err}); "
               f"retry with: python -m valbench report {run_dir}", file=sys.stderr)
@@ -203,11 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             command_run(args)
         elif args.command == "summary":
-            print(write_summary(args.run_dir))
-        elif args.command == "report":
-            from valbench.report.html import render_report
+            from valbench.report.build import build_report
+            from valbench.report.markdown import write_summary
 
-            print(render_report(args.run_dir))
+            print(write_summary(build_report(args.run_dir)))
+        elif args.command == "report":
+            from valbench.report import publish
+
+            print(publish(args.run_dir))
     except (UnknownNameError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
