@@ -9,8 +9,9 @@ The rule, on one row per entry (``label``, ``value``: higher is better, ``cost_f
 1. best = the highest ``value``; values within :data:`TIE_TOL` of each other are equal (exact ties);
 2. among equal values, the lower ``cost_fits`` wins (random costs 0), then the label alphabetically;
 3. ``ties`` = every label whose value equals the best's (same tolerance), best first, then in the same order;
-4. ``cheapest_within`` = the lowest ``cost_fits`` (then label) among entries with
-   ``value >= best.value - within``, random included: the cheap answer when cost matters;
+4. ``cheapest_within`` = the lowest ``cost_fits`` among entries with ``value >= best.value - within``, random
+   included: the cheap answer when cost matters; at equal cost random comes first (it needs no method at all:
+   a method whose measured CPU time rounds to 0 must not win on its name), then the label;
 5. ``random_within`` = random ran and ``random.value >= best.value - within``: no method is needed there.
 
 :func:`build_verdict` applies it once per setting (regime x dataset x learner) of a run, to the area under the
@@ -70,7 +71,7 @@ def choose(candidates: pd.DataFrame, within: float = ONE_POINT) -> Choice:
     top = max(value for _, value, _ in rows)
     ties = sorted((r for r in rows if r[1] >= top - TIE_TOL), key=lambda r: (r[2], r[0]))
     best_label, best_value, _ = ties[0]
-    near = sorted((r for r in rows if r[1] >= best_value - within - TIE_TOL), key=lambda r: (r[2], r[0]))
+    near = sorted((r for r in rows if r[1] >= best_value - within - TIE_TOL), key=lambda r: (r[2], r[0] != RANDOM, r[0]))
     random_values = [value for label, value, _ in rows if label == RANDOM]
     return Choice(best=best_label, ties=tuple(label for label, _, _ in ties), cheapest_within=near[0][0],
                   random_within=bool(random_values) and random_values[0] >= best_value - within - TIE_TOL)
