@@ -123,7 +123,7 @@ def package_versions() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------- HTML
 
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1em auto; max-width: 1500px;
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.5em; margin-bottom: .2em; } p.status { margin-top: 0; font-weight: 600; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
@@ -332,12 +332,12 @@ def _answer_html(report: Report) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows, regime = [], None
     for setting, row in table.iterrows():
-        if row.regime != regime:
-            regime = row.regime
+        if row["regime"] != regime:
+            regime = row["regime"]
             rows.append(f"<tr class='regime'><th colspan='{len(columns)}'>{html.escape(regime.capitalize())}</th></tr>")
         cells = [f"<td><a href='#d-{_slug(setting)}'>{html.escape(row[c])}</a></td>" if c == "dataset"
                  else f"<td>{html.escape(str(row[c]))}</td>" for c in columns]
-        rows.append(f"<tr{' class=flagged' if row.flags != '-' else ''}>" + "".join(cells) + "</tr>")
+        rows.append(f"<tr{' class=flagged' if row['flags'] != '-' else ''}>" + "".join(cells) + "</tr>")
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in footnotes(report.verdict))
     return (f"<section id='answer'><table class='answer'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
             "</tbody></table>" + notes + "<p class='note'>Per regime and dataset: the entry with the highest area "

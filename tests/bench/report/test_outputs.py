@@ -76,6 +76,7 @@ def test_exact_ties_name_the_same_best_and_tie_list_in_every_output(tmp_path):
         assert "loo (0.745)" not in text.split("exact tie")[0], name
     for name in ("html", "summary", "readme"):
         assert "tied exactly with loo (the tie goes to the cheaper, then the name)" in texts[name], name
+    assert texts["html"].count("<tr class=flagged>") == 1  # the row with a flag is marked, and only it
     # reversing the records' order changes nothing
     flipped = levels(tmp_path / "flipped", dict(reversed(list(TIED.items()))))
     assert build_report(flipped).verdict.settings[0].choice == build_report(run_dir).verdict.settings[0].choice
