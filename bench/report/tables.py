@@ -109,9 +109,13 @@ def flags(verdict: SettingVerdict) -> list[str]:
 
 
 def recommended_text(verdict: SettingVerdict) -> str:
+    """The best with its value; first, where it applies, that no winner is named or that random will do."""
     if verdict.recommended is None:
         return f"none ({AT_CONSTANT})"
-    return f"{verdict.best.label} ({verdict.best.value:.3f})"
+    best = f"{verdict.best.label} ({verdict.best.value:.3f})"
+    if verdict.choice.random_within and verdict.choice.best != RANDOM:
+        return f"{RANDOM_WITHIN}; best: {best}"
+    return best
 
 
 def cheapest_text(verdict: SettingVerdict) -> str:

@@ -122,6 +122,7 @@ def test_random_within_one_point_is_said_first_and_is_the_cheap_choice(tmp_path)
     assert lines.startswith("* **wine**: random is within one point: no method needed here")
     for name, text in texts.items():
         assert "random (0.745, 0 fits)" in text and "random within one point" in text, name
+        assert "random is within one point: no method needed here; best: loo (0.750)" in text, name
 
 
 def test_a_best_no_better_than_the_constant_predictor_is_never_named(tmp_path):
