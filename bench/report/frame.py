@@ -86,6 +86,7 @@ class RunFrames:
     grid: GridStatus
     metrics: dict[str, str]  # setting -> the metric it is judged on ("accuracy" / "balanced_accuracy")
     metric_notes: dict[str, str]  # setting -> why its metric could not be what the data calls for, if so
+    derived: int = 0  # ok cells whose class shares and constant-predictor scores were derived from the data here
 
 
 # ---------------------------------------------------------------------------------------------------- cells
@@ -166,13 +167,57 @@ def judged_metrics(cells: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]
         share = here.majority_share.max()
         if math.isnan(share):
             metrics[setting] = "accuracy"
-            notes[setting] = "class shares and balanced accuracy not recorded (older run): judged on accuracy"
+            notes[setting] = NO_SHARES
             continue
         metrics[setting] = judged_metric([share])
         if metrics[setting] == "balanced_accuracy" and here.full_balanced_accuracy.isna().any():
             metrics[setting] = "accuracy"
-            notes[setting] = "balanced accuracy not recorded in every cell: judged on accuracy"
+            notes[setting] = NO_BALANCED
     return metrics, notes
+
+
+NO_SHARES = "class shares not recorded and the data not loadable here: judged on accuracy, no constant-predictor check"
+NO_BALANCED = ("imbalanced (majority share above valbench.metrics.IMBALANCE_SHARE) but balanced accuracy not recorded "
+               "(cells of an older run; rerun them): judged on accuracy")
+
+
+def derive_class_balance(records: list[dict]) -> tuple[list[dict], int]:
+    """Older records lack the train class shares and the constant predictor's scores: derive them from the data.
+
+    Each (dataset, parameters, seed, noise rate) of an ok record without them is loaded once, as the runner loads
+    a cell's data, and :func:`valbench.metrics.class_balance` fills the fields of a copy of its records. Where a
+    dataset cannot be loaded here (files absent, a plugin not installed) its records stay as they are. Returns
+    the records and how many were filled.
+    """
+    def key(r: dict) -> str:
+        return json.dumps([r["dataset"], r.get("dataset_params") or {}, r["seed"], r.get("noise_rate") or 0.0],
+                          sort_keys=True, default=str)
+
+    missing = {key(r) for r in records if r.get("status") == OK and r.get("train_class_shares") is None}
+    if not missing:
+        return records, 0
+    from valbench.datasets.noise import inject_noise
+    from valbench.metrics import class_balance
+    from valbench.registry import get_dataset, load_installed
+
+    load_installed()
+    found: dict[str, dict] = {}
+    for r in records:
+        k = key(r)
+        if k in missing and k not in found:
+            try:
+                data = get_dataset(r["dataset"])(seed=r["seed"], **(r.get("dataset_params") or {}))
+                found[k] = class_balance(inject_noise(data, r.get("noise_rate") or 0.0, seed=r["seed"]))
+            except Exception:  # noqa: BLE001 - absent files or plugins: the record stays "not recorded"
+                found[k] = {}
+    out, filled = [], 0
+    for r in records:
+        balance = found.get(key(r)) if r.get("status") == OK and r.get("train_class_shares") is None else None
+        if balance:
+            r = {**r, **balance}
+            filled += 1
+        out.append(r)
+    return out, filled
 
 
 # ---------------------------------------------------------------------------------------------------- rows
@@ -278,7 +323,7 @@ def load_run(run_dir: str | Path) -> RunFrames:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run directory {run_dir} does not exist")
-    records = load_records(run_dir)
+    records, derived = derive_class_balance(load_records(run_dir))
     config_path = run_dir / "config.json"
     config_text = config_path.read_text() if config_path.exists() else None
     config = json.loads(config_text) if config_text else None
@@ -286,4 +331,4 @@ def load_run(run_dir: str | Path) -> RunFrames:
     metrics, notes = judged_metrics(cells)
     return RunFrames(run_dir=run_dir, config=config, config_text=config_text, cells=cells,
                      budgets=budget_rows(cells, metrics), removal=removal_rows(cells), detection=detection_rows(cells),
-                     grid=grid_status(records, config), metrics=metrics, metric_notes=notes)
+                     grid=grid_status(records, config), metrics=metrics, metric_notes=notes, derived=derived)

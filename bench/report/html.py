@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valbench.report import plots
-from valbench.report import stats
+import valbench.report.plots as plots
+import valbench.report.stats as stats
 from valbench.report.build import Report, build_report
 from valbench.report.frame import OK, OVER_CAP
 from valbench.report.markdown import write_summary
@@ -338,7 +338,8 @@ def _answer_html(report: Report) -> str:
         cells = [f"<td><a href='#d-{_slug(setting)}'>{html.escape(row[c])}</a></td>" if c == "dataset"
                  else f"<td>{html.escape(str(row[c]))}</td>" for c in columns]
         rows.append(f"<tr{' class=flagged' if row['flags'] != '-' else ''}>" + "".join(cells) + "</tr>")
-    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in footnotes(report.verdict))
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>"
+                    for n in footnotes(report.verdict, report.frames.derived))
     return (f"<section id='answer'><table class='answer'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
             "</tbody></table>" + notes + "<p class='note'>Per regime and dataset: the entry with the highest area "
             "under the subset-value curve of the judged metric (exact ties: the cheaper in learner fits, then the "

@@ -80,7 +80,8 @@ def summary_markdown(report: Report) -> str:
     lines += ["## The answer", ""]
     table = answer_table(report.verdict)
     lines += [_table(table) if not table.empty else "No successful cell: nothing to compare.", ""]
-    lines += [*(f"{n}" for n in footnotes(report.verdict)), ""] if footnotes(report.verdict) else []
+    notes = footnotes(report.verdict, report.frames.derived)
+    lines += [*notes, ""] if notes else []
     if not frames.budgets.empty:
         lines += verdict_markdown(report) + ranks_markdown(report)
     lines += ["## All results", "",

@@ -37,7 +37,7 @@ def answer_markdown(report: Report) -> str:
     """The status line in bold, then the one-screen answer table."""
     table = answer_table(report.verdict)
     body = table.to_markdown(index=False) if not table.empty else "No successful cell: nothing to compare."
-    notes = "".join(f"\n\n{n}" for n in footnotes(report.verdict))
+    notes = "".join(f"\n\n{n}" for n in footnotes(report.verdict, report.frames.derived))
     return f"**{report.frames.grid.line()}**\n\n{body}{notes}"
 
 

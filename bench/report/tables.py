@@ -56,13 +56,18 @@ def metric_text(verdict: SettingVerdict) -> str:
     return METRIC_NAMES[verdict.metric] + ("*" if verdict.metric_note else "")
 
 
-METRIC_FOOTNOTE = ("* class shares and balanced accuracy not recorded (cells of an older run): judged on accuracy, "
-                   "and no constant-predictor check")
-
-
-def footnotes(verdict: Verdict) -> list[str]:
-    """The notes the answer table's marks refer to."""
-    return [METRIC_FOOTNOTE] if any(s.metric_note for s in verdict.settings) else []
+def footnotes(verdict: Verdict, derived: int = 0) -> list[str]:
+    """The notes the answer table's ``*`` refers to (one per distinct note, with its datasets), and where the
+    class shares came from when the cells did not record them."""
+    notes: dict[str, list[str]] = {}
+    for s in verdict.settings:
+        if s.metric_note:
+            notes.setdefault(s.metric_note, []).append(s.setting)
+    out = [f"* {note}: {', '.join(settings)}" for note, settings in notes.items()]
+    if derived:
+        out.append(f"{derived} cells did not record their class shares: derived from the data when rendering "
+                   "(the constant majority-class predictor's score on each test split)")
+    return out
 
 
 def dataset_text(verdict: SettingVerdict) -> str:

@@ -15,6 +15,6 @@ def terminal_text(report: Report, html: Path | None = None) -> str:
     table = answer_table(report.verdict)
     lines.append(table.to_markdown(index=False, tablefmt="simple") if not table.empty
                  else "no successful cell: nothing to compare")
-    lines += footnotes(report.verdict)
+    lines += footnotes(report.verdict, report.frames.derived)
     lines.append(f"full report: {html or report.frames.run_dir / 'index.html'} (details: summary.md beside it)")
     return "\n".join(lines)
