@@ -148,3 +148,23 @@ def test_the_report_says_which_metric_each_dataset_is_judged_on(tmp_path, share,
     assert report.frames.metrics == {"wine": metric}
     expected = 0.7 if metric == "balanced_accuracy" else 0.8
     assert report.frames.budgets.score.min() == pytest.approx(expected + 0.1 * BUDGETS[0])
+
+
+def test_older_cells_get_their_class_balance_from_the_data_or_say_not_recorded(tmp_path):
+    from valbench.datasets.noise import inject_noise
+    from valbench.metrics import class_balance
+    from valbench.registry import get_dataset, load_installed
+    from valbench.report.frame import NO_SHARES, derive_class_balance
+
+    old = {k: v for k, v in record("loo", 1, 0.8, 1.0).items()
+           if k not in ("train_class_shares", "constant_accuracy", "constant_balanced_accuracy")}
+    unknown = {**old, "dataset": "no-such-dataset", "key": "gone"}
+    records, filled = derive_class_balance([old, unknown])
+    load_installed()
+    expected = class_balance(inject_noise(get_dataset("wine")(seed=1), 0.1, seed=1))
+    assert filled == 1 and {k: records[0][k] for k in expected} == expected
+    assert "train_class_shares" not in records[1]  # not loadable here: left as recorded
+    run_dir = write(tmp_path / "run", [{**unknown, "method": m, "key": m} for m in ("loo", "random")], seeds=(1,))
+    report, texts = outputs(run_dir)
+    assert report.frames.metric_notes == {"no-such-dataset": NO_SHARES}
+    assert all(f"* {NO_SHARES}: no-such-dataset" in text for text in texts.values())
