@@ -35,7 +35,7 @@ from valbench.measure import measure
 from valbench.provenance import current_commit
 from valbench.report.labels import method_family
 from valbench.metrics import (budget_sizes, class_balance, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
-                           test_performance)
+                           test_performance, timed_full_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
 from valbench.store import ResultsStore
 from valbench.values import FRAME_KEY, keep_scores, missing_scores, scores_frame
