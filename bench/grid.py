@@ -21,7 +21,7 @@ from typing import Any
 from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
 from valbench.protocol import DataError
-from valbench.registry import get_dataset, get_method, image_datasets
+from valbench.registry import check_learner_support, get_dataset, get_method, image_datasets
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,8 @@ class GridConfig:
             cls = get_method(name)
             for combo in _expand(self.method_params.get(name, {})):
                 cls(**combo).check()  # unknown parameters, wrong types, values the method refuses
+        for name in self.methods:
+            check_learner_support(name, self.learner.get("name", "logreg"))
         for name, params in self.dataset_params.items():
             check_dataset_params(name, params)
         self.check_data()

@@ -165,6 +165,7 @@ class ValuationMethod:
     selects_sets: ClassVar[bool] = False
     family: ClassVar[str] = "valuation"
     param_kinds: ClassVar[Mapping[str, tuple[type, ...]]] = {}  # types a parameter accepts beyond its default's
+    learners: ClassVar[tuple[str, ...] | None] = None  # the learners ``fit`` supports (None: any); the grid checks it
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))
