@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 # The real datasets (fashion_mnist, letter, shuttle, satellite, dna, spam, caravan) from three Debian packages
-# into $VALBENCH_DATA (default data/), checksums verified; a second run fetches nothing (README: Real datasets).
+# into $VALBENCH_DATA (default data/), checksums verified; a second run fetches nothing (docs/datasets.md: Real datasets).
 data: install
 	$(PY) -m valbench.datasets.fetch
 
@@ -38,7 +38,7 @@ bench: install
 bench-quick: install
 	$(VALBENCH) run --config configs/quick.toml --jobs $(JOBS) --out $(OUT)
 
-# Opt-in, not in CI: the real datasets at their real sizes (configs/real.toml; README: Real data at real scale).
+# Opt-in, not in CI: the real datasets at their real sizes (configs/real.toml; docs/datasets.md: The real grid).
 # Resumes: cells already in reports/real/results.jsonl are skipped, so an interrupted run goes on where it stopped.
 bench-real: data
 	$(VALBENCH) run --config configs/real.toml --jobs $(JOBS) --out $(OUT) --run-id real
@@ -54,7 +54,7 @@ report: install
 reference-report: install
 	rm -rf reports/reference reports/.cache  # a fresh run: stored cells of older code would otherwise be kept
 	$(VALBENCH) run --config configs/default.toml --jobs $(JOBS) --out reports --run-id reference
-	$(PY) -m valbench.readme reports/reference README.md
+	$(PY) -m valbench.report.readme reports/reference README.md
 
 test: install
 	$(PY) -m pytest

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 CACHE_ENV = "VALBENCH_CACHE_DIR"
+ENTRY_FORMAT = 2  # what an entry holds: 2 = accuracy, balanced accuracy and loss (1 had no balanced accuracy)
 
 
 def default_cache_dir(out: str | Path) -> Path:
@@ -56,8 +57,10 @@ def learner_fingerprint(learner: Any) -> str:
     return hashlib.sha256(repr(sorted(desc.items())).encode()).hexdigest()[:24]
 
 
-def _performance(dataset_id: str, learner_id: str, subset_id: str, fit: Callable[[], dict[str, float]]):
-    """The cached function: its result depends only on the three ids (``fit`` is ignored by the hash)."""
+def _performance(dataset_id: str, learner_id: str, subset_id: str, fit: Callable[[], dict[str, float]],
+                 entry_format: int = ENTRY_FORMAT):
+    """The cached function: its result depends only on the three ids and the entry format (``fit`` is ignored
+    by the hash), so entries written before a metric was added are misses, never returned without it."""
     return fit()
 
 
@@ -84,14 +87,14 @@ class FitCache:
             subset_id += "-w" + array_digest(np.asarray(weights, dtype=np.float64))
         key = (dataset_fingerprint(data), learner_fingerprint(learner), subset_id)
         try:
-            hit = self._cached.check_call_in_cache(*key, fit)
+            hit = self._cached.check_call_in_cache(*key, fit, ENTRY_FORMAT)
         except Exception:  # noqa: BLE001 - a damaged entry is a miss; joblib recomputes and rewrites it
             hit = False
         if hit:
             self.hits += 1
         else:
             self.misses += 1
-        return dict(self._cached(*key, fit))
+        return dict(self._cached(*key, fit, ENTRY_FORMAT))
 
     def counts(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses}

@@ -22,7 +22,7 @@ from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError,
                             load_plugins)
 from valbench.runner import connect_dask, run_grid
 from valbench.store import ResultsStore
-from valbench.summary import write_summary
+from valbench.report.markdown import write_summary
 
 
 def _csv(kind):
@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--no-cache", action="store_true",
                      help="retrain every metric fit (default: cache them in OUT/.cache/fits or $VALBENCH_CACHE_DIR)")
+    run.add_argument("--no-scores", action="store_true",
+                     help="do not keep each cell's per-point values in RUN_DIR/scores/ (for huge grids)")
+
+    scores = sub.add_parser("scores", help="the per-point values of a run's cells as one table")
+    scores.add_argument("run_dir", type=Path)
+    scores.add_argument("--method", type=_csv(str), default=[], help="only these methods (comma-separated)")
+    scores.add_argument("--dataset", type=_csv(str), default=[], help="only these datasets (comma-separated)")
+    scores.add_argument("--out", type=Path, help="write FILE.parquet or FILE.csv (default: CSV on stdout)")
 
     summary = sub.add_parser("summary", help="print and write the summary table of a run directory")
     summary.add_argument("run_dir", type=Path)
@@ -168,7 +176,7 @@ def command_run(args: argparse.Namespace) -> None:
                           retry_failed=args.retry_failed, progress=not args.no_progress,
                           backend="dask" if client else "loky",
                           cache_dir=None if args.no_cache else default_cache_dir(args.out),
-                          cap_fits=config.cap_fits)
+                          cap_fits=config.cap_fits, scores=not args.no_scores)
     finally:
         if client is not None:
             client.close()
@@ -178,9 +186,26 @@ def command_run(args: argparse.Namespace) -> None:
     _render_report(run_dir)
 
 
+def command_scores(args: argparse.Namespace) -> None:
+    """Concatenate a run's scores files (:func:`valbench.values.read_scores`) into one Parquet or CSV table."""
+    from valbench.values import read_scores
+
+    out = args.out
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: give a .parquet or .csv file name")
+    frame = read_scores(args.run_dir, args.method, args.dataset)
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (frame.to_parquet if out.suffix.lower() == ".parquet" else frame.to_csv)(out, index=False)
+    print(f"{len(frame)} rows ({frame[['dataset', 'method', 'seed', 'noise_rate', 'params']].drop_duplicates().shape[0]}"
+          f" cells) -> {out}", file=sys.stderr)
+
+
 def _render_report(run_dir: Path) -> None:
     """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from valbench.report import render_report
+    from valbench.report.html import render_report
 
     try:
         print(f"report: {render_report(run_dir)}", file=sys.stderr)
@@ -202,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             command_list()
         elif args.command == "run":
             command_run(args)
+        elif args.command == "scores":
+            command_scores(args)
         elif args.command == "summary":
             print(write_summary(args.run_dir))
         elif args.command == "report":
-            from valbench.report import render_report
+            from valbench.report.html import render_report
 
             print(render_report(args.run_dir))
     except (UnknownNameError, DataError) as err:

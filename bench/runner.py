@@ -32,11 +32,13 @@ from valbench.grid import Cell
 from valbench.isolate import ChildDied, ChildTimeout, call_in_child
 from valbench.learners import learner_for
 from valbench.measure import measure
-from valbench.labels import method_family
-from valbench.metrics import (budget_sizes, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
+from valbench.provenance import current_commit
+from valbench.report.labels import method_family
+from valbench.metrics import (budget_sizes, class_balance, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
                            test_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
 from valbench.store import ResultsStore
+from valbench.values import FRAME_KEY, keep_scores, missing_scores, scores_frame
 
 class CellTimeout(Exception):
     """The cell ran past its time limit."""
@@ -155,7 +157,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
         "n_train": data.n_train, "n_features": data.n_features, "n_classes": data.n_classes,
         "n_noisy": int(data.noisy_mask.sum()), "learner_params": learner.describe(),
         "budgets": subset_value(data, evaluator, valuation, cell.budgets, seed=cell.seed, cache=cache),
-        "full_accuracy": full["accuracy"], "full_loss": full["loss"],
+        "full_accuracy": full["accuracy"], "full_balanced_accuracy": full["balanced_accuracy"],
+        "full_loss": full["loss"], **class_balance(data),
         "mislabel_auc": mislabel_auc(valuation.scores, data.noisy_mask),
         "detection_curve": detection_curve(valuation.scores, data.noisy_mask, seed=cell.seed),
         "kmeans_f1": kmeans_f1(valuation.scores, data.noisy_mask),
@@ -164,7 +167,8 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
         "utility_evals": valuation.utility_evals if valuation.utility_evals is not None else learner.fits,
         "scores_stderr_mean": None if valuation.stderr is None else float(np.mean(valuation.stderr)),
         "extra": {k: v for k, v in valuation.extra.items() if isinstance(v, (int, float, str, bool, type(None)))},
-        **capped,
+        **capped, FRAME_KEY: scores_frame(data, valuation, cell.budgets, method=cell.method, seed=cell.seed,
+                                          noise_rate=cell.noise_rate, params=cell.method_params),
     }
 
 
@@ -191,7 +195,7 @@ def run_cell(cell: Cell, plugins: tuple[str, ...] = (), time_limit_s: float | No
                               "noise_rate": cell.noise_rate, "dataset_params": cell.dataset_params,
                               "method_params": cell.method_params, "family": method_family(cell.method),
                               "learner": cell.learner, "budget_fractions": list(cell.budgets), "started_at": started,
-                              "host": platform.node()}
+                              "host": platform.node(), **current_commit()}
     marker = _mark_inflight(inflight_dir, cell.key)
     t0, c0 = time.perf_counter(), time.process_time()
     cache = None
@@ -297,7 +301,7 @@ def _died_record(cell: Cell, why: str) -> dict[str, Any]:
 def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tuple[str, ...] = (),
              time_limit_s: float | None = None, retry_failed: bool = False, progress: bool = True,
              backend: str = "loky", cache_dir: str | Path | None = None,
-             cap_fits: float | None = None) -> dict[str, int]:
+             cap_fits: float | None = None, scores: bool = True) -> dict[str, int]:
     """Run every cell not yet in ``store``; return counts of cells done, failed, skipped.
 
     ``backend`` is a joblib backend name: ``loky`` (local processes) or ``dask`` (the cluster of the
@@ -305,6 +309,8 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     :func:`run_cell`, so time limits hold there too).
     ``cache_dir``: where the metrics cache their fits (:mod:`valbench.cache`); None turns the cache off.
     ``cap_fits``: each method's fit may take that many learner fits on the cell's train split (:func:`run_cell`).
+    ``scores``: keep each ok cell's per-point values in ``scores/`` (:mod:`valbench.values`), written before
+    its record; a record whose scores file is missing counts as not done.
 
     When a worker process dies (killed, out of memory, a crash in native code) the pool is lost with every
     cell it was running. Cells already stored stay; the cells that were in flight (their marker files are
@@ -312,7 +318,7 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     worker again is recorded as failed by itself; the rest of the grid then goes on in parallel. Where no
     marker tells the suspects apart (workers on other machines) every remaining cell is isolated.
     """
-    done = store.finished_keys(include_failed=not retry_failed)
+    done = store.finished_keys(include_failed=not retry_failed) - missing_scores(store.directory, store.records())
     todo = [c for c in cells if c.key not in done]
     counts = {"total": len(cells), "skipped": len(cells) - len(todo), "ok": 0, "failed": 0}
     bar = tqdm(total=len(cells), initial=counts["skipped"], disable=not progress, unit="cell",
@@ -321,7 +327,7 @@ def run_grid(cells: list[Cell], store: ResultsStore, jobs: int = 1, plugins: tup
     cache = str(cache_dir) if cache_dir else None
 
     def land(record: dict[str, Any]) -> None:
-        store.append(record)
+        store.append(keep_scores(store.directory, record, scores))
         counts["ok" if record["status"] == "ok" else "failed"] += 1
         bar.update(1)
         bar.set_postfix(failed=counts["failed"])

@@ -171,7 +171,7 @@ def tables(args: argparse.Namespace) -> None:
 
 def tune_table(out: Path) -> pd.DataFrame:
     """The tune run per learning rate: mean accuracy at 5 % and 10 % (over datasets and seeds 10-12)."""
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     rows = []
     for r in load_records(out / "tune"):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
 
 def load(out: Path) -> pd.DataFrame:
     """One row per (run, cell, budget) of every finished cell under ``out``."""
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     rows = []
     for run_dir in sorted(p for p in out.iterdir() if (p / "results.jsonl").exists()):

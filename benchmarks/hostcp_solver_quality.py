@@ -59,7 +59,7 @@ def run_variant(label: str, out: Path, seeds: str, jobs: int) -> Path:
 
 def per_seed(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     """dataset -> seed -> {accuracy (mean over budgets), auc, wall_s}."""
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     table: dict[str, dict[int, dict[str, float]]] = {}
     for r in load_records(run_dir):

@@ -60,7 +60,7 @@ def _label(record: dict) -> str:
 
 
 def quality_tables(run_dir: Path) -> str:
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     records = load_records(run_dir)
     ok = [r for r in records if r.get("status") == "ok"]

@@ -123,7 +123,7 @@ def label(record: dict) -> str:
 
 
 def tables(args: argparse.Namespace) -> None:
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     lines = ["# Data-pruning scores: subset value, mislabel detection and cost", "",
              "`python benchmarks/pruning.py run|cost|tables`. Scores measure easiness (low = hard or suspect) in "

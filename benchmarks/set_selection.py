@@ -64,7 +64,7 @@ def label(record: dict) -> str:
 
 def load(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     from valbench.registry import get_method, load_installed
-    from valbench.results import load_records
+    from valbench.report.frame import load_records
 
     load_installed()
     records = [r for run_id in RUNS if (out / run_id).exists() for r in load_records(out / run_id)]

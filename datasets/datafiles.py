@@ -24,7 +24,7 @@ from pathlib import Path
 from valbench.protocol import DataError
 
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
-HOW_TO_FETCH = "run `make data` (README: Real datasets)"
+HOW_TO_FETCH = "run `make data` (docs/datasets.md: Real datasets)"
 
 
 @dataclass(frozen=True)

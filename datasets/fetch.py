@@ -5,7 +5,7 @@ not already present with the right checksum, the package holding it is fetched w
 install, no root, no dependencies), unpacked with ``dpkg -x`` into a temporary folder, and the file copied in
 (written beside its target, verified, then renamed, so an interrupted run leaves no half file behind).
 A second run verifies the files, fetches nothing and says so. Exit status: 0 when every file is there and
-verified, 1 when a fetch failed, 2 when apt-get or dpkg is missing (the README says how to place the files by
+verified, 1 when a fetch failed, 2 when apt-get or dpkg is missing (docs/datasets.md says how to place the files by
 hand).
 """
 
@@ -75,7 +75,7 @@ def fetch(directory: Path, out=sys.stdout) -> int:
         print(f"{path} {wrong.split(':')[0]}", file=out)
     tools = [tool for tool in ("apt-get", "dpkg") if shutil.which(tool) is None]
     if tools:
-        print(f"cannot fetch: {' and '.join(tools)} not found. Place the files by hand (README: Real datasets):",
+        print(f"cannot fetch: {' and '.join(tools)} not found. Place the files by hand (docs/datasets.md: Real datasets):",
               file=out)
         for path in missing:
             print(f"  {directory / path}  <-  {FILES[path].origin}", file=out)

@@ -117,7 +117,7 @@ def stratified_parts(y: np.ndarray, sizes: tuple[int, ...], rng: np.random.Gener
 def make_splits(name: str, x: np.ndarray, y: np.ndarray, seed: int, n_classes: int | None = None,
                 n_train: float | None = None, n_valid: float | None = None, n_test: float | None = None,
                 meta: dict[str, Any] | None = None, test: tuple[np.ndarray, np.ndarray] | None = None,
-                scale: bool = True) -> Dataset:
+                scale: bool = True, row_ids: np.ndarray | None = None) -> Dataset:
     """Split ``(x, y)`` into stratified train/valid/test sets of the given sizes, reproducibly for ``seed``.
 
     ``test``: a source's standard test split ``(x_test, y_test)`` (e.g. Fashion-MNIST's t10k). Then ``(x, y)``
@@ -126,8 +126,13 @@ def make_splits(name: str, x: np.ndarray, y: np.ndarray, seed: int, n_classes: i
     ``scale``: standardise the features on the train split (the default); off, they keep their own units
     (images keep pixels in [0, 1]). Rows are converted to float only once selected (a 60,000-image pool
     stays uint8).
+    ``row_ids``: an id per row of ``(x, y)`` (default: the row's index into it); the train rows' ids are kept in
+    ``meta["train_ids"]``, so a per-point value can be traced back to its row of the source (the scores files).
     """
     x, y = _checked(name, x, y)
+    row_ids = np.arange(len(y)) if row_ids is None else np.asarray(row_ids)
+    if row_ids.shape != (len(y),):
+        raise DataError(f"dataset {name!r}: {row_ids.shape} row ids for {len(y)} rows")
     if test is not None:
         test = _checked(name, *test)
     y_all = y if test is None else np.concatenate([y, test[1]])
@@ -157,7 +162,7 @@ def make_splits(name: str, x: np.ndarray, y: np.ndarray, seed: int, n_classes: i
     x_train, x_valid, x_test = (standardise if scale else _as_float32)(x[train], x[valid], x_test)
     return Dataset(name=name, x_train=x_train, y_train=codes[train], x_valid=x_valid, y_valid=codes[valid],
                    x_test=x_test, y_test=y_test, n_classes=n_classes or len(classes),
-                   meta={"seed": seed, "n_total": len(y_all), **(meta or {})})
+                   meta={"seed": seed, "n_total": len(y_all), **(meta or {}), "train_ids": row_ids[train]})
 
 
 def _as_float32(*arrays: np.ndarray) -> list[np.ndarray]:

@@ -32,13 +32,15 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
 @register_dataset("table", "your own CSV, Parquet or NPZ file: --data table.path=FILE --data table.label=COLUMN")
 def load_table(seed: int = 0, path: str = "", label: str = "", drop: str = "", sep: str = "",
                drop_nonfinite: bool = False, max_categories: int = 50, n_train: int | float | None = None,
-               n_valid: int | float | None = None, n_test: int | float | None = None) -> Dataset:
+               n_valid: int | float | None = None, n_test: int | float | None = None, id: str = "") -> Dataset:
     """Load ``path`` and split it for ``seed``.
 
     ``drop``: columns to leave out, joined by ``+`` (e.g. ``id+name``; a comma would expand the grid).
     ``drop_nonfinite``: drop the rows with NaN, inf or a missing value instead of refusing the file.
     ``n_train``/``n_valid``/``n_test``: point counts, or fractions of the rows in (0, 1); missing ones take
     60/20/20 % of what remains, as for every loader (:func:`valbench.datasets.splits.split_sizes`).
+    ``id``: a column of unique row ids, never a feature; the train rows' ids (``meta["train_ids"]``) are its
+    values, else the rows' 0-based positions in the file (rows dropped by ``drop_nonfinite`` keep theirs).
     """
     file = _existing_file(path)
     where = f"dataset 'table' ({file.name})"
@@ -50,9 +52,29 @@ def load_table(seed: int = 0, path: str = "", label: str = "", drop: str = "", s
         columns = [f"x{i}" for i in range(x.shape[1])]
         frame = pd.DataFrame(x, columns=columns).assign(y=y)
         label = "y"
-    x, y, features = _encode(frame, label, _drop_list(drop), bool(drop_nonfinite), int(max_categories), where)
+    frame = frame.reset_index(drop=True)  # row ids are positions in the file
+    ids = _row_ids(frame, str(id or ""), label, where)
+    x, y, features, kept = _encode(frame, label, _drop_list(drop) + ([str(id)] if id else []), bool(drop_nonfinite),
+                                   int(max_categories), where)
     return make_splits("table", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
-                       meta={"path": str(file), "features": features})
+                       meta={"path": str(file), "features": features, "id_column": str(id or "")},
+                       row_ids=ids[kept])
+
+
+def _row_ids(frame: pd.DataFrame, id_column: str, label: str, where: str) -> np.ndarray:
+    """The values of ``id_column`` (unique, no gaps), or the row positions when it is empty."""
+    if not id_column:
+        return np.arange(len(frame))
+    if id_column not in frame.columns:
+        raise DataError(f"{where}: id column {id_column!r} not found; columns: {[str(c) for c in frame.columns]}")
+    if id_column == label:
+        raise DataError(f"{where}: the id column {id_column!r} is also the label column")
+    ids = frame[id_column]
+    if ids.isna().any() or ids.duplicated().any():
+        raise DataError(f"{where}: id column {id_column!r} must hold a unique value per row; it has "
+                        f"{int(ids.duplicated().sum())} duplicate(s) and {int(ids.isna().sum())} missing")
+    values = ids.to_numpy()
+    return values.astype(str) if values.dtype == object else values
 
 
 def _existing_file(path: str) -> Path:
@@ -103,8 +125,9 @@ def _read_npz(file: Path, where: str) -> pd.DataFrame | tuple[np.ndarray, np.nda
 
 
 def _encode(frame: pd.DataFrame, label: str, drop: list[str], drop_nonfinite: bool, max_categories: int,
-            where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Numeric features (categorical columns one-hot encoded) and the label column, with bad rows handled."""
+            where: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Numeric features (categorical columns one-hot encoded), the label column and the mask of the rows kept
+    (all, unless ``drop_nonfinite`` dropped some)."""
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if label not in columns:
@@ -137,7 +160,8 @@ def _encode(frame: pd.DataFrame, label: str, drop: list[str], drop_nonfinite: bo
     _check_labels(frame[label], where)
     encoded = pd.get_dummies(features, columns=categorical, prefix_sep="=", dtype=np.float64)
     y = frame[label].to_numpy()
-    return encoded.to_numpy(dtype=np.float64), (y.astype(str) if y.dtype == object else y), list(encoded.columns)
+    return (encoded.to_numpy(dtype=np.float64), (y.astype(str) if y.dtype == object else y), list(encoded.columns),
+            ~bad)
 
 
 def _check_categorical(features: pd.DataFrame, categorical: list[str], max_categories: int, where: str) -> None:

@@ -11,8 +11,8 @@ import subprocess
 import matplotlib.image
 import pytest
 
-from valbench.report import render_report
-from tests.bench.test_report import DATASETS, METHODS, ok_record, write_run
+from valbench.report.html import render_report
+from tests.bench.report.test_html import DATASETS, METHODS, ok_record, write_run
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

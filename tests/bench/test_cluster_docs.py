@@ -1,6 +1,6 @@
-"""The README's dask-jobqueue snippet builds a valid batch script and passes valid flags to the CLI.
+"""The cluster page's dask-jobqueue snippet builds a valid batch script and passes valid flags to the CLI.
 
-The snippet is read from the README (between the ``cluster-snippet`` markers), so the docs cannot drift.
+The snippet is read from docs/cluster.md (between the ``cluster-snippet`` markers), so the docs cannot drift.
 Only the part before ``cluster.scale`` runs: it starts a scheduler on this machine and submits nothing.
 """
 
@@ -15,14 +15,15 @@ pytest.importorskip("dask_jobqueue")
 
 from valbench.cli import build_parser  # noqa: E402
 
-README = Path(__file__).parents[2] / "README.md"
+ROOT = Path(__file__).parents[2]
+CLUSTER_PAGE = ROOT / "docs" / "cluster.md"
 
 
 def snippet() -> str:
-    text = README.read_text()
+    text = CLUSTER_PAGE.read_text()
     block = re.search(r"<!-- cluster-snippet:start -->\s*```python\n(.*?)```\s*<!-- cluster-snippet:end -->",
                       text, re.S)
-    assert block, "README lost its cluster snippet"
+    assert block, "docs/cluster.md lost its cluster snippet"
     return block.group(1)
 
 
@@ -32,7 +33,7 @@ def build_cluster(kind: str):
     loopback = "scheduler_options={'host': '127.0.0.1', 'dashboard_address': None}, "
     setup = setup.replace(f"{kind}(", f"{kind}({loopback}", 1)
     namespace: dict = {}
-    exec(compile(setup, "README.md (cluster snippet)", "exec"), namespace)
+    exec(compile(setup, "docs/cluster.md (cluster snippet)", "exec"), namespace)
     return namespace["cluster"]
 
 
@@ -62,4 +63,4 @@ def test_the_snippet_passes_valid_flags_to_the_cli():
             for element in call.args[0].elts]
     args = build_parser().parse_args(argv)
     assert (args.backend, args.scheduler, args.time_limit) == ("dask", "tcp://127.0.0.1:8786", 1800.0)
-    assert (README.parent / args.config).exists()  # the config it names is in the repository
+    assert (ROOT / args.config).exists()  # the config it names is in the repository

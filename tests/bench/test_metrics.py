@@ -3,8 +3,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from valbench.learners import LogisticRegression
-from valbench.metrics import (budget_sizes, check_budget_fractions, detection_curve, mislabel_auc, rank_by_value,
-                           select_subset, subset_value)
+from valbench.metrics import (IMBALANCE_SHARE, budget_sizes, check_budget_fractions, class_balance, detection_curve,
+                           judged_metric, mislabel_auc, rank_by_value, select_subset, subset_value,
+                           test_performance as refit_scores)
 from valbench.protocol import DataError, Valuation
 
 
@@ -54,6 +55,33 @@ def test_subset_value_uses_the_methods_own_subset(small_data):
     assert [r["k"] for r in rows] == [6, 60]
     assert rows[1]["accuracy"] == pytest.approx(learner.fit(small_data.x_train, small_data.y_train)
                                                 .accuracy(small_data.x_test, small_data.y_test))
+
+
+def test_balanced_accuracy_is_the_mean_per_class_recall_of_the_same_refit(small_data):
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    subset = np.arange(0, small_data.n_train, 3)
+    scores = refit_scores(small_data, learner, subset)
+    predicted = learner.fit(small_data.x_train[subset], small_data.y_train[subset]).predict(small_data.x_test)
+    recalls = [np.mean(predicted[small_data.y_test == c] == c) for c in np.unique(small_data.y_test)]
+    assert scores["balanced_accuracy"] == pytest.approx(np.mean(recalls), abs=1e-12)
+    assert scores["accuracy"] == pytest.approx(np.mean(predicted == small_data.y_test), abs=1e-12)
+    rows = subset_value(small_data, learner, Valuation(scores=np.arange(small_data.n_train, dtype=float)), [0.2])
+    assert 0 <= rows[0]["balanced_accuracy"] <= 1
+
+
+def test_class_balance_gives_the_constant_predictors_scores(small_data):
+    balance = class_balance(small_data)
+    counts = np.bincount(small_data.y_train, minlength=small_data.n_classes)
+    assert balance["train_class_shares"] == pytest.approx(counts / counts.sum())
+    assert balance["constant_accuracy"] == pytest.approx(np.mean(small_data.y_test == np.argmax(counts)))
+    assert balance["constant_balanced_accuracy"] == pytest.approx(1 / small_data.n_classes)
+
+
+def test_judged_metric_switches_to_balanced_accuracy_past_the_imbalance_share():
+    assert judged_metric([0.94, 0.06]) == "balanced_accuracy"  # caravan
+    assert judged_metric([0.61, 0.39]) == "accuracy"  # spam
+    assert judged_metric([IMBALANCE_SHARE, 1 - IMBALANCE_SHARE]) == "accuracy"  # the share itself is not past it
+    assert judged_metric([0.1] * 10) == "accuracy"
 
 
 def _odv_noisy_detection():

@@ -1,7 +1,7 @@
 """``make reference-report`` copies the run's table and verdict into the README between their markers."""
 
-from valbench.readme import END, START, VERDICT_END, VERDICT_START, update_readme
-from tests.bench.test_report import DATASETS, METHODS, ok_record, write_run
+from valbench.report.readme import END, START, VERDICT_END, VERDICT_START, update_readme
+from tests.bench.report.test_html import DATASETS, METHODS, ok_record, write_run
 
 
 def test_table_and_verdict_land_between_their_markers(tmp_path):

@@ -80,3 +80,12 @@ def test_standard_test_split_is_kept_and_subsampled_stratified():
     assert {tuple(r) for r in part.x_test} <= {tuple(r) for r in xt.astype(np.float32)}
     with pytest.raises(DataError, match="n_test=101 but its standard test split has 100 points"):
         make_splits("t", x, y, seed=0, n_test=101, test=(xt, yt))
+
+
+def test_train_ids_are_the_pool_rows_of_the_train_split():
+    x = np.arange(200, dtype=np.float64).reshape(100, 2)  # row i holds 2i, 2i+1: its id can be read off
+    y = np.arange(100) % 3
+    data = make_splits("ids", x, y, seed=4, scale=False)
+    assert np.array_equal(data.x_train[:, 0] / 2, data.meta["train_ids"])
+    named = make_splits("ids", x, y, seed=4, scale=False, row_ids=np.array([f"r{i}" for i in range(100)]))
+    assert [f"r{int(v // 2)}" for v in named.x_train[:, 0]] == list(named.meta["train_ids"])

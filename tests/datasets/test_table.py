@@ -168,3 +168,34 @@ def test_a_bad_file_exits_2_before_any_cell_runs(tmp_path, capsys):
 def test_more_points_than_rows():
     with pytest.raises(DataError, match="requested 100 points .* only 90 exist"):
         load(path=str(ANIMALS), label="species", n_train=100)
+
+
+def test_row_ids_point_at_the_train_rows_of_the_file(tmp_path):
+    """meta["train_ids"]: the id column's values, or the file positions (kept through drop_nonfinite)."""
+    frame = animals()
+    by_id = load(path=str(ANIMALS), label="species", id="id", seed=2, drop_nonfinite=True)
+    assert "id" not in " ".join(by_id.meta["features"])  # the id is never a feature
+    rows = frame.set_index("id").loc[by_id.meta["train_ids"]]
+    species = np.array(sorted(frame.species.unique()))
+    assert np.array_equal(species[by_id.y_train], rows.species.to_numpy())
+    # unscaled features: the standardised train columns are an affine map of the file's columns
+    length = by_id.meta["features"].index("length_cm")
+    assert np.corrcoef(by_id.x_train[:, length], rows.length_cm.to_numpy())[0, 1] > 0.9999
+    # positions survive dropped rows: blank out three rows, the ids still name the file's rows
+    holes = frame.copy()
+    holes.loc[[0, 5, 40], "weight_kg"] = np.nan
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    by_position = load(path=str(tmp_path / "holes.csv"), label="species", drop="id", drop_nonfinite=True, seed=2)
+    ids = by_position.meta["train_ids"]
+    assert not set(ids) & {0, 5, 40} and len(set(ids)) == len(ids)
+    assert np.array_equal(species[by_position.y_train], holes.species.to_numpy()[ids])
+    weight = by_position.meta["features"].index("weight_kg")
+    assert np.corrcoef(by_position.x_train[:, weight], holes.weight_kg.to_numpy()[ids])[0, 1] > 0.9999
+
+
+@pytest.mark.parametrize("id_column, message", [("nope", "id column 'nope' not found"),
+                                                ("species", "is also the label column"),
+                                                ("colour", "must hold a unique value per row")])
+def test_a_bad_id_column_is_refused(id_column, message):
+    with pytest.raises(DataError, match=message):
+        load(path=str(ANIMALS), label="species", id=id_column)

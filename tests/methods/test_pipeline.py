@@ -4,7 +4,7 @@ import pytest
 from tests.conftest import blobs
 from valbench.cli import build_parser, grid_from_args
 from valbench.grid import GridConfig
-from valbench.labels import Labels
+from valbench.report.labels import Labels
 from valbench.learners import LogisticRegression
 from valbench.methods.enn import enn_scores
 from valbench.methods.facility_location import FacilityLocation

@@ -13,11 +13,11 @@ import re
 import sys
 from pathlib import Path
 
-from valbench.results import budgets_frame, cells_frame, load_records
-from valbench.labels import Labels
-from valbench.stats import (attribution, attribution_line, detection_ranking, detection_table, near_best_lines,
+from valbench.report.frame import budgets_frame, cells_frame, load_records
+from valbench.report.labels import Labels
+from valbench.report.stats import (attribution, attribution_line, detection_ranking, detection_table, near_best_lines,
                             ordered_regimes, regime_of, verdict)
-from valbench.summary import summary_table
+from valbench.report.markdown import summary_table
 
 START, END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
 VERDICT_START, VERDICT_END = "<!-- reference-verdict:start -->", "<!-- reference-verdict:end -->"
@@ -30,8 +30,8 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
 
 
 def verdict_lines(records: list[dict]) -> str:
-    """Markdown, per regime: a bullet per dataset from :func:`valbench.stats.near_best_lines`, and under it the
-    attribution sentence (:func:`valbench.stats.attribution_line`) where the run has hostcp-fl or pipelines."""
+    """Markdown, per regime: a bullet per dataset from :func:`valbench.report.stats.near_best_lines`, and under it the
+    attribution sentence (:func:`valbench.report.stats.attribution_line`) where the run has hostcp-fl or pipelines."""
     budgets, cells = budgets_frame(records), cells_frame(records)
     lines = near_best_lines(verdict(budgets, cells))
     why = {a.setting: attribution_line(a) for a in attribution(budgets, Labels(records).identities(records))}
@@ -48,7 +48,7 @@ def verdict_lines(records: list[dict]) -> str:
 
 
 def detection_markdown(records: list[dict]) -> str:
-    """The mislabel-detection table of the noisy settings (:func:`valbench.stats.detection_table`), or a note."""
+    """The mislabel-detection table of the noisy settings (:func:`valbench.report.stats.detection_table`), or a note."""
     table = detection_table(detection_ranking(cells_frame(records)))
     if table.empty:
         return "(no flipped labels, or no label-error detector, in this run: nothing to rank)"

@@ -2,12 +2,12 @@
 
 ``render_report(run_dir)`` reads ``results.jsonl`` (and ``config.json`` when present) and writes, beside
 them: ``index.html`` (self-contained: figures embedded as base64 PNG), the same figures as PNG files,
-and ``summary.md`` / ``results.csv`` from :mod:`valbench.summary`. Tables give mean ± standard error over
+and ``summary.md`` / ``results.csv`` from :mod:`valbench.report.markdown`. Tables give mean ± standard error over
 seeds; figures give mean with a 95 % confidence interval.
 
 Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
-(one method with its parameters), labelled by :class:`valbench.labels.Labels` like every other output. The
-page answers first: the verdict (:mod:`valbench.stats`), the rank diagram and quality against cost; the
+(one method with its parameters), labelled by :class:`valbench.report.labels.Labels` like every other output. The
+page answers first: the verdict (:mod:`valbench.report.stats`), the rank diagram and quality against cost; the
 detailed figures and tables follow.
 """
 
@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valbench import plots
-from valbench import stats
-from valbench.labels import Labels
+from valbench.report import plots
+from valbench.report import stats
+from valbench.report.labels import Labels
 from valbench.protocol import DataError
-from valbench.results import load_records
-from valbench.summary import write_summary
+from valbench.report.frame import load_records
+from valbench.report.markdown import write_summary
 
 INDEX = "index.html"
 OVER_CAP = "over cap"  # valbench.runner.STATUS_OVER_CAP: the fit ran past the run's cap of learner fits

@@ -1,6 +1,6 @@
 """The plain summary of a run: the verdict, then a markdown table per dataset and method (``summary.md``).
 
-Rows are labelled by :mod:`valbench.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
+Rows are labelled by :mod:`valbench.report.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
 own row; ``results.csv`` holds one row per cell and budget with the same labels.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valbench.results import budgets_frame, cells_frame, load_records
-from valbench.labels import Labels
-from valbench.stats import (area_summary, attribution, attribution_table, detection_ranking, detection_table,
+from valbench.report.frame import budgets_frame, cells_frame, load_records
+from valbench.report.labels import Labels
+from valbench.report.stats import (area_summary, attribution, attribution_table, detection_ranking, detection_table,
                             family_best_table, family_bests, near_best_lines, ordered_regimes, regime_of, verdict, verdict_tables)
 
 

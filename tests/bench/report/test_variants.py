@@ -3,8 +3,8 @@
 import pandas as pd
 
 from valbench.cli import main
-from valbench.results import budgets_frame, cells_frame, load_records
-from valbench.stats import area_summary, verdict
+from valbench.report.frame import budgets_frame, cells_frame, load_records
+from valbench.report.stats import area_summary, verdict
 
 VARIANTS = ("loo (utility=accuracy)", "loo (utility=neg_loss)")
 

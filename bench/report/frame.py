@@ -1,6 +1,6 @@
 """Stored records as pandas tables: one row per cell, and one row per (cell, budget).
 
-Both tables label cells with :class:`valbench.labels.Labels`: ``setting`` (dataset, its varied parameters and,
+Both tables label cells with :class:`valbench.report.labels.Labels`: ``setting`` (dataset, its varied parameters and,
 where the run had several, the noise rate) and ``method`` (the method with its varied parameters), beside
 the raw ``dataset`` and ``method_name``. Everything downstream groups by ``(setting, method)``.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from valbench.labels import Labels
+from valbench.report.labels import Labels
 from valbench.store import ResultsStore
 
 CELL_COLUMNS = ["key", "setting", "regime", "method", "family", "dataset", "method_name", "seed", "noise_rate", "status",

@@ -1,6 +1,6 @@
 """Statistics of a run: paired differences to ``random``, the area under the subset-value curve, ranks, verdict.
 
-All inputs are tidy frames labelled by :mod:`valbench.labels` (``setting``, ``method``, ``seed``, ...), so every
+All inputs are tidy frames labelled by :mod:`valbench.report.labels` (``setting``, ``method``, ``seed``, ...), so every
 variant of a method is its own entry. Seeds pair the comparisons: within a setting and seed every method
 sees the same split, noise and learner, so a difference is taken per seed before it is averaged.
 

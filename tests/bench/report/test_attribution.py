@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valbench.labels import Labels
-from valbench.stats import (attribution, detection_ranking, detection_table, family_bests, mean_ci,
+from valbench.report.labels import Labels
+from valbench.report.stats import (attribution, detection_ranking, detection_table, family_bests, mean_ci,
                             ordered_regimes, rank_analyses)
 
 FL = ("pipeline (detector=enn, selector=facility-location)", "pipeline", {"detector": "enn", "selector": "facility-location"})
@@ -103,8 +103,8 @@ def test_labels_add_the_learner_and_the_regime_where_a_run_has_several():
 
 def test_a_run_with_clean_and_noisy_labels_reports_each_regime(tmp_path):
     from valbench.cli import main
-    from valbench.readme import detection_markdown, verdict_lines
-    from valbench.results import load_records
+    from valbench.report.readme import detection_markdown, verdict_lines
+    from valbench.report.frame import load_records
 
     status = main(["run", "--methods", "random,enn,facility-location,pipeline", "--datasets", "wine",
                    "--seeds", "0,1", "--noise", "0,0.2", "--budgets", "0.2,0.5", "--set", "pipeline.selector=facility-location,random",

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from valbench.stats import mean_ci  # noqa: E402
+from valbench.report.stats import mean_ci  # noqa: E402
 
 DPI = 100
 PANEL = (3.4, 2.8)  # inches per facet
@@ -260,7 +260,7 @@ def quality_cost_figure(points: pd.DataFrame, palette: dict, path: Path, familie
 
 
 def rank_figure(analysis, path: Path, regime: str = "") -> Path:
-    """The critical-difference diagram of a :class:`valbench.stats.RankAnalysis` (autorank's Nemenyi CD plot);
+    """The critical-difference diagram of a :class:`valbench.report.stats.RankAnalysis` (autorank's Nemenyi CD plot);
     ``regime`` (e.g. "clean labels") heads the title when a run ranks several regimes separately."""
     from autorank import plot_stats
 

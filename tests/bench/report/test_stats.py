@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from valbench.plots import pareto_front
-from valbench.stats import (area_summary, best_per_budget, cheapest_near_best, complete_block_table, mean_ci,
+from valbench.report.plots import pareto_front
+from valbench.report.stats import (area_summary, best_per_budget, cheapest_near_best, complete_block_table, mean_ci,
                          paired_differences, rank_analysis, subset_value_area)
 
 
@@ -106,7 +106,7 @@ def test_an_all_tied_table_gets_a_reason_not_an_error():
 
 
 def test_two_methods_get_a_wilcoxon_test_and_a_rank_figure(tmp_path):
-    from valbench.plots import rank_figure
+    from valbench.report.plots import rank_figure
 
     two = toy_blocks()
     analysis = rank_analysis(two[two.method != "middle"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from valbench.cli import main
-from valbench.plots import method_palette
+from valbench.report.plots import method_palette
 from valbench.protocol import DataError
-from valbench.report import FIGURES, label_cells, ranking_table, budget_rows, render_report
+from valbench.report.html import FIGURES, label_cells, ranking_table, budget_rows, render_report
 from valbench.store import ResultsStore
 
 METHODS = {"knn-shapley": 0.9, "loo": 0.6, "random": 0.5}  # name -> mislabel AUC it scores
@@ -176,7 +176,7 @@ def test_palette_gives_each_family_its_own_hue():
 
 
 def test_cells_over_their_cap_are_marked_not_missing(tmp_path):
-    from valbench.report import value_table
+    from valbench.report.html import value_table
 
     records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in ("knn-shapley", "random") for s in (0, 1)]
     records += [{**ok_record("synthetic", "loo", s, 600), "key": f"cap-{s}", "status": "over cap",
