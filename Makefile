@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --no-deps pydvl==0.10.0
 	$(PY) -m pip install -q pyDeprecate==0.3.2 more-itertools==10.7.0 numcodecs==0.15.1 Deprecated==1.3.1 wrapt==2.5.2 \
 		cloudpickle==3.1.3 psutil==7.2.2 zarr==3.1.6 donfig==0.8.1.post1 google-crc32c==1.9.0  # zarr: pydvl.influence
+	# dattri (optional peer, methods/dattri.py): its requirements numpy, scipy, pyyaml, tqdm are ours; pretty_midi is unused
+	$(PY) -m pip install -q --no-deps dattri==0.3.0
 	touch $(STAMP)
 
 install: $(STAMP)
