@@ -7,7 +7,7 @@ VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install data bench bench-quick bench-real bench-real-cnn report reference-report test bench-ci bench-baseline clean scaling
+.PHONY: install data bench bench-quick bench-real bench-real-cnn bench-lds report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-real: data
 # Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).
 bench-real-cnn: data
 	$(VALBENCH) run --config configs/real-cnn.toml --jobs $(JOBS) --out $(OUT) --run-id real-cnn
+
+# Opt-in: the linear datamodeling score of the per-point methods (benchmarks/lds.py; docs/attribution.md):
+# breast_cancer, logreg and the MLP, 50 random half subsets (cached in reports/.cache/lds); LDS_TIME_NOTE
+bench-lds: install
+	$(PY) benchmarks/lds.py
 
 report: install
 	$(VALBENCH) report $(OUT)/latest
