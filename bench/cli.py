@@ -16,6 +16,7 @@ from pathlib import Path
 
 from valbench.cache import default_cache_dir
 from valbench.grid import GridConfig, parse_assignment
+from valbench.keep.cli import add_select_parser, command_select
 from valbench.learners import LEARNERS
 from valbench.protocol import DataError
 from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_installed,
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     scores.add_argument("--method", type=_csv(str), default=[], help="only these methods (comma-separated)")
     scores.add_argument("--dataset", type=_csv(str), default=[], help="only these datasets (comma-separated)")
     scores.add_argument("--out", type=Path, help="write FILE.parquet or FILE.csv (default: CSV on stdout)")
+
+    add_select_parser(sub, _csv(str))
 
     summary = sub.add_parser("summary", help="print and write the summary table of a run directory")
     summary.add_argument("run_dir", type=Path)
@@ -227,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             command_list()
         elif args.command == "run":
             command_run(args)
+        elif args.command == "select":
+            command_select(args)
         elif args.command == "scores":
             command_scores(args)
         elif args.command == "summary":

@@ -42,6 +42,14 @@ def load_table(seed: int = 0, path: str = "", label: str = "", drop: str = "", s
     ``id``: a column of unique row ids, never a feature; the train rows' ids (``meta["train_ids"]``) are its
     values, else the rows' 0-based positions in the file (rows dropped by ``drop_nonfinite`` keep theirs).
     """
+    x, y, ids, features = read_table(path, label, drop, sep, drop_nonfinite, max_categories, id)
+    return make_splits("table", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       meta={"path": str(Path(str(path)).expanduser()), "features": features, "id_column": str(id or "")}, row_ids=ids)
+
+
+def read_table(path: str, label: str, drop: str = "", sep: str = "", drop_nonfinite: bool = False,
+               max_categories: int = 50, id: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The file's encoded features, labels, row ids and feature names (the options as :func:`load_table`'s)."""
     file = _existing_file(path)
     where = f"dataset 'table' ({file.name})"
     frame = _read(file, sep, where)
@@ -56,9 +64,7 @@ def load_table(seed: int = 0, path: str = "", label: str = "", drop: str = "", s
     ids = _row_ids(frame, str(id or ""), label, where)
     x, y, features, kept = _encode(frame, label, _drop_list(drop) + ([str(id)] if id else []), bool(drop_nonfinite),
                                    int(max_categories), where)
-    return make_splits("table", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
-                       meta={"path": str(file), "features": features, "id_column": str(id or "")},
-                       row_ids=ids[kept])
+    return x, y, ids[kept], features
 
 
 def _row_ids(frame: pd.DataFrame, id_column: str, label: str, where: str) -> np.ndarray:

@@ -249,12 +249,7 @@ class HostCPFL(HostCP):
                 run.hyper.new_pass()
             for idx in label_chunks(labels, order, size, c["label_aware"]):
                 t0 = time.process_time()
-                old = self._old_columns(run, idx, chosen, c)
-                budget = c["fraction"] * len(idx)
-                with torch.set_grad_enabled(not c["freeze_phi"]):  # a frozen phi needs no derivative
-                    r, rank = self._program(run, idx, old, budget, c)
-                top = torch.topk(rank.detach(), max(1, round(budget))).indices
-                s = torch.zeros_like(r).index_put((top,), r[top] / r[top].detach().max().clamp_min(1e-12))
+                s, top = self._select_batch(run, idx, chosen, c)
                 t1 = time.process_time()
                 agreement[idx] += self._agreement(run, idx)
                 xb, yb = run.x[idx], run.y[idx]
@@ -299,6 +294,17 @@ class HostCPFL(HostCP):
                  **({"final_valid_loss": run.valid_loss()} if trains else {}), **self._outer_extra(run)}
         return Valuation(scores=np.asarray(scores, dtype=np.float64), subsets=subsets, utility_evals=0,
                          extra=extra)
+
+    def _select_batch(self, run: Run, idx: np.ndarray, chosen: list[np.ndarray], c: dict[str, Any]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s, top)`` of one mini-batch: the round(fraction B) points the program ranks highest (at least one),
+        weighted by their coverage relative to the largest; ``s`` is differentiable in phi unless it is frozen."""
+        old = self._old_columns(run, idx, chosen, c)
+        budget = c["fraction"] * len(idx)
+        with torch.set_grad_enabled(not c["freeze_phi"]):  # a frozen phi needs no derivative
+            r, rank = self._program(run, idx, old, budget, c)
+        top = torch.topk(rank.detach(), max(1, round(budget))).indices
+        return torch.zeros_like(r).index_put((top,), r[top] / r[top].detach().max().clamp_min(1e-12)), top
 
     @staticmethod
     def _agreement(run: Run, idx: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The report in a real browser: headless Chromium loads index.html, every image decodes, the page is not blank.
 
-Skipped, with the reason, where no Chromium is installed (``.ci/run`` installs the Debian package ``chromium``
-when it is missing).
+Skipped, with the reason, where no Chromium is installed; a failure in CI (tests/conftest.py), where ``.ci/run``
+installs the Debian package ``chromium`` and stops if it cannot.
 """
 
 import re
@@ -29,7 +29,7 @@ def browser():
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no headless Chromium here (apt-get install -y chromium; .ci/run does it when it can)")
+    pytest.skip("no headless Chromium here (apt-get install -y chromium; .ci/run installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
 from pathlib import Path
 
 from valbench import registry
+
+OPTIONAL_PEERS = {"opendataval", "pydvl"}  # entry points whose library the Makefile installs beside the package
 
 PLUGIN_SOURCE = '''
 """A third-party valbench plugin: one method and one dataset."""
@@ -82,6 +85,16 @@ def test_a_plugin_distribution_registers_by_entry_point_and_runs(tmp_path):
 def test_the_builtins_load_through_the_same_entry_points():
     loaded = {name for group, name in registry._loaded_entry_points if group == "valbench.methods"}
     assert {"random", "hostcp", "kcenter", "facility-location"} <= loaded
+
+
+def test_every_builtin_entry_point_loads():
+    """A built-in module that fails to import (a missing dependency such as cleanlab or apricot) fails here, not as
+    a method silently absent from the grid. The optional peers are checked by their own tests (tests/conftest.py's
+    require_peer)."""
+    builtins = {entry.name for entry in metadata.distribution("valbench").entry_points
+                if entry.group in registry.ENTRY_POINT_GROUPS}
+    broken = {name: why for name, why in registry.UNAVAILABLE.items() if name in builtins - OPTIONAL_PEERS}
+    assert not broken, broken
 
 
 def package_modules() -> dict[str, Path]:

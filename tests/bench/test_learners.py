@@ -49,10 +49,31 @@ def test_fit_is_deterministic_for_a_seed_and_counts_fits():
     assert learner.fits == 1
 
 
-def test_subset_missing_a_class_still_predicts_every_class():
-    x, y = _problem(n=100, d=5, c=3)
-    model = LogisticRegression(5, 3).fit(x[y != 2], y[y != 2])
-    assert model.predict_proba(x).shape == (100, 3)
+def _separable(n_per_class=30, d=5, c=3, seed=0):
+    """``c`` classes around centres 10 units apart (one per axis), unit noise: every learner separates them."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(c), n_per_class)
+    return (10 * np.eye(c, d)[y] + rng.normal(size=(len(y), d))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("kind", [LogisticRegression, MLP])
+def test_every_class_is_predicted_on_separable_data(kind):
+    x, y = _separable()
+    model = kind(5, 3).fit(x, y)
+    assert model.predict_proba(x).shape == (90, 3)
+    assert np.array_equal(model.predict(x), y)  # every class predicted, each where it belongs
+
+
+@pytest.mark.parametrize("kind", [LogisticRegression, MLP])
+def test_subset_missing_a_class_keeps_every_class_in_its_own_column(kind):
+    """Fitted without class 1, the model still answers over all 3 classes, with labels not renumbered: class 2's
+    points are predicted 2 (not 1, as a learner that compacted the labels present would say), never 1."""
+    x, y = _separable()
+    model = kind(5, 3).fit(x[y != 1], y[y != 1])
+    proba = model.predict_proba(x)
+    assert proba.shape == (90, 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert np.array_equal(model.predict(x[y != 1]), y[y != 1])
+    assert 1 not in model.predict(x)
 
 
 def test_bad_learner_arguments():

@@ -7,6 +7,7 @@ from valbench.metrics import (IMBALANCE_SHARE, budget_sizes, check_budget_fracti
                            judged_metric, mislabel_auc, rank_by_value, select_subset, subset_value,
                            test_performance as refit_scores)
 from valbench.protocol import DataError, Valuation
+from tests.conftest import require_peer
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -85,10 +86,9 @@ def test_judged_metric_switches_to_balanced_accuracy_past_the_imbalance_share():
 
 
 def _odv_noisy_detection():
-    """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim, or a skip naming why."""
-    adapter = pytest.importorskip("valbench.methods.opendataval")
-    if adapter.odv is None:
-        pytest.skip("opendataval is not installed (make install)")
+    """OpenDataVal 1.3.0's ``noisy_detection`` behind the suite's import shim (require_peer: skip or fail)."""
+    require_peer("opendataval")
+    import valbench.methods.opendataval  # noqa: F401 - the shim that makes opendataval importable
     from opendataval.experiment.exper_methods import noisy_detection
 
     return noisy_detection

@@ -101,8 +101,8 @@ def test_mlp_cg_matches_exact_solve():
     assert np.allclose(exact.scores, cg.scores, rtol=1e-6, atol=1e-9 * np.abs(exact.scores).max())
 
 
+@pytest.mark.peer("pydvl")
 def test_mlp_influence_equals_pydvl_direct_influence():
-    pytest.importorskip("pydvl")
     from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
 

@@ -4,10 +4,11 @@ import pytest
 from valbench.learners import LogisticRegression
 from valbench.registry import METHODS, UNAVAILABLE, get_method
 from valbench.methods.knn_shapley import knn_shapley_values
+from valbench.methods import opendataval as odv
 from tests.conftest import blobs
 
-odv = pytest.importorskip("valbench.methods.opendataval")
-pytestmark = pytest.mark.skipif(odv.odv is None, reason=UNAVAILABLE.get("opendataval", "opendataval missing"))
+# skipped without OpenDataVal (a failure in CI), failed when it is installed but unusable: tests/conftest.py
+pytestmark = pytest.mark.peer("opendataval")
 
 # the smallest budgets that still exercise each evaluator's whole code path
 TINY = {"DataShapley": {"mc_epochs": 2}, "BetaShapley": {"mc_epochs": 2}, "DataBanzhaf": {"num_models": 10},

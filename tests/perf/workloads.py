@@ -2,8 +2,9 @@
 
 Each workload is small (well under a second per call here) and fully determined: fixed data, fixed
 hyper-parameters, and for the sampling methods a fixed amount of work (tmc-shapley and beta-shapley run
-exactly ``max_permutations`` permutations: ``window`` is larger, so the convergence stop never fires). A method
-that is not registered when the suite runs is skipped, so the suite works before and after a method lands.
+exactly ``max_permutations`` permutations: ``window`` is larger, so the convergence stop never fires). Every
+workload's method must be registered and every native method must have a workload
+(``test_every_native_method_has_a_workload``).
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ class Workload:
         data = ", ".join(f"{k}={v}" for k, v in self.data.items())
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.method or self.learner + '.fit'}({params}) on blobs({data})"
-
-    def available(self) -> bool:
-        return self.method is None or self.method in METHODS
 
     def build(self) -> Callable[[], Any]:
         """A zero-argument callable doing the timed work once; data and method are built outside the timing."""
