@@ -23,14 +23,15 @@ from valbench.learners import learner_for
 from valbench.registry import METHODS, get_dataset, get_method, load_installed
 
 RESULTS = Path(__file__).parent / "results"
-METHODS_RUN = [("tracin", {}), ("tracin", {"target": "self"}), ("dattri-tracin", {}), ("dattri-trak", {}),
-               ("dattri-arnoldi", {})]
+METHODS_RUN = [("tracin", {}), ("tracin", {"target": "self"}), ("dattri-tracin", {"max_valid": 250}),
+               ("dattri-trak", {"max_valid": 250}), ("dattri-arnoldi", {"max_valid": 250})]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--n-valid", type=int, default=1000)
+    parser.add_argument("--methods", default="", help="comma-separated subset of the method names below")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "attribution_cnn_cost.md"))
     args = parser.parse_args()
@@ -44,6 +45,8 @@ def main() -> int:
     rows = [{"method": "cnn fit", "params": {}, "cpu_s": fit_s, "fits": 1.0}]
     print(rows[-1], flush=True)
     for name, params in METHODS_RUN:
+        if args.methods and name not in args.methods.split(","):
+            continue
         if name not in METHODS:
             rows.append({"method": name, "params": params, "cpu_s": None, "fits": None})
             continue

@@ -67,7 +67,10 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def loader(x: np.ndarray, y: np.ndarray, batch: int = 64) -> DataLoader:
+LOADER_BATCH = 256  # dattri's TracIn recomputes every validation batch's gradients once per train batch: few, large
+
+
+def loader(x: np.ndarray, y: np.ndarray, batch: int = LOADER_BATCH) -> DataLoader:
     """An unshuffled DataLoader of (features, label) pairs, as dattri's attributors read them."""
     return DataLoader(TensorDataset(as_tensor(x), as_tensor(y, torch.int64)), batch_size=batch, shuffle=False)
 
