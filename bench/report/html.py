@@ -183,7 +183,7 @@ def _failures_html(failures: pd.DataFrame) -> str:
 
 def _figure_html(path: Path, alt: str, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
+    return (f"<figure><a href='{path.name}'><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'></a>"
             f"<figcaption class='note'>{caption} (<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")
 
 
@@ -197,8 +197,11 @@ FIGURES = {
     "ranks": "ranks.png",
     "quality_cost": "quality_vs_cost.png",
     "subset_value": "subset_value.png",
+    "subset_value_all": "subset_value_all.png",
     "removal": "removal_curves.png",
+    "removal_all": "removal_curves_all.png",
     "detection_curves": "detection_curves.png",
+    "detection_curves_all": "detection_curves_all.png",
     "mislabel_auc": "mislabel_auc.png",
     "cost": "cost.png",
     "cost_vs_size": "cost_vs_train_size.png",
@@ -206,10 +209,13 @@ FIGURES = {
 
 
 def quality_cost_points(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method): the subset-value area (mean, 95 % CI) and the median fit seconds."""
+    """Per (setting, method): the subset-value area (mean, 95 % CI), the median fit CPU seconds and, where the run
+    timed one, the median CPU seconds of one learner fit on the setting's train split (``fit_s``)."""
     ok = cells[cells.status == "ok"]
-    seconds = ok.groupby(["setting", "method"], sort=False).wall_s.median().rename("seconds")
+    seconds = ok.groupby(["setting", "method"], sort=False).cpu_s.median().rename("seconds")
+    one_fit = ok.assign(fit_s=ok.record.map(lambda r: r.get("learner_fit_cpu_s")).astype(float))
     points = stats.area_summary(budgets).join(seconds, on=["setting", "method"])
+    points = points.join(one_fit.groupby("setting", sort=False).fit_s.median(), on="setting")
     return points.dropna(subset=["area", "seconds"])
 
 
@@ -232,24 +238,24 @@ def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.Dat
         if analysis.result is not None:
             name = rank_figure_name(regime, len(ranks) > 1)
             key = f"ranks:{regime}" if len(ranks) > 1 else "ranks"
-            out[key] = plots.rank_figure(analysis, run_dir / name, regime if len(ranks) > 1 else "")
+            out[key] = plots.rank_figure(analysis, run_dir / name, regime if len(ranks) > 1 else "", families)
     if not budgets.empty:
         points = quality_cost_points(cells, budgets)
         if not points.empty:
             out["quality_cost"] = plots.quality_cost_figure(points, palette, run_dir / FIGURES["quality_cost"],
                                                             families)
-        out["subset_value"] = plots.subset_value_figure(budgets, palette, run_dir / FIGURES["subset_value"], families)
-    if not removal.empty:
-        out["removal"] = plots.removal_figure(removal, palette, run_dir / FIGURES["removal"], families)
-    if not detection.empty:
-        out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"],
-                                                         families)
+    curves = [("subset_value", plots.subset_value_figure, budgets), ("removal", plots.removal_figure, removal),
+              ("detection_curves", plots.detection_figure, detection)]
+    for key, draw, frame in curves:  # the default panels, and every method in a figure of its own
+        if not frame.empty:
+            out[key] = draw(frame, palette, run_dir / FIGURES[key], families)
+            out[f"{key}_all"] = draw(frame, palette, run_dir / FIGURES[f"{key}_all"], families, all_methods=True)
     if ok.mislabel_auc.notna().any():  # columns: the settings with flipped labels (clean ones have nothing to detect)
         noisy = cells[cells.setting.isin(cells.setting[cells.noise_rate.fillna(0) > 0])]
         out["mislabel_auc"] = plots.auc_heatmap(noisy, run_dir / FIGURES["mislabel_auc"])
-    if ok.wall_s.notna().any():
-        out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"], families)
-    sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
+    if ok.cpu_s.notna().any():
+        out["cost"] = plots.cost_figure(cells, palette, run_dir / FIGURES["cost"], families)
+    sizes = ok.dropna(subset=["n_train", "cpu_s"]).groupby("dataset").n_train.nunique()
     swept = list(sizes[sizes > 1].index)
     if swept:
         out["cost_vs_size"] = plots.cost_vs_size_figure(ok[ok.dataset.isin(swept)], palette,
@@ -347,6 +353,10 @@ def _answer_html(report: Report) -> str:
             "on the full train split, and the cheapest entry within one point of it, random included.</p></section>")
 
 
+def _all_link(figures: dict[str, Path], key: str) -> str:
+    return f"<a href='{figures[key].name}'>{figures[key].name}</a>" if key in figures else "not drawn"
+
+
 def _fig(figures: dict[str, Path], key: str, alt: str, caption: str) -> str:
     return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
 
@@ -426,33 +436,36 @@ def _figure_sections(report: Report, figures: dict[str, Path]) -> list[str]:
         _details("ranks", "Ranks across datasets and seeds", "".join(rank_parts)),
         _details("quality-cost", "Quality vs cost", fig(
             "quality_cost", "quality vs cost", "Area under the subset-value curve of the judged metric (95 % CI "
-            "over seeds) against the median fit seconds, log scale. Dashed, outlined: the Pareto front (no method "
-            "is both cheaper and better).")),
+            "over seeds) against the median fit CPU seconds, log scale (top axis: learner fits, where the run timed "
+            "one). Dashed, outlined: the Pareto front (no method is both cheaper and better; references excluded). "
+            "Dotted: random, which fits nothing. Hollow: references (oracle-greedy reads the validation labels)."
+            + html.escape(_over_cap_note(cells)))),
         _details("value", "Subset value", fig(
             "subset_value", "subset value curves",
             "Test accuracy of the learner retrained on the budget's highest-valued train points (or the method's "
-            "own subset). Bold with a 95 % band: each family's best in the panel; faded: the others. Dashed: the "
-            "learner trained on all (noisy) train data." + html.escape(_over_cap_note(cells)))),
+            f"own subset), mean with a 95 % band: random, each family's best and the top {plots.TOP_METHODS} in the "
+            "panel, labelled on their lines. Dashed: the learner trained on all (noisy) train data. Every method: "
+            f"{_all_link(figures, 'subset_value_all')}." + html.escape(_over_cap_note(cells)))),
         _details("removal", "Point removal", fig(
             "removal", "point removal curves",
             "Test accuracy after removing the highest-valued 5 ... 50 % of the train split and retraining "
             "(OpenDataVal's remove-high task, pyDVL's point removal): a steeper drop means the values found the "
-            "points that matter. Set selectors are ranked by their scores. Bold: each family's best.")),
+            "points that matter. Set selectors are ranked by their scores. Random, each family's best and the top "
+            f"{plots.TOP_METHODS}; every method: {_all_link(figures, 'removal_all')}.")),
         _details("detection", "Mislabel detection", fig(
             "detection_curves", "detection curves",
             "Inspecting train points from the lowest value up: the fraction of flipped labels found. Dotted: a "
-            "random order; dashed: a perfect detector.") + fig(
-            "mislabel_auc", "mislabel ROC-AUC heat map",
-            "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
-            "cell; n/a: no flipped labels to detect. The results table also gives the F1 of OpenDataVal's "
-            "2-means split (the lower cluster of values called flipped).")),
+            f"random order; dashed: a perfect detector. Every method: {_all_link(figures, 'detection_curves_all')}.")
+            + fig("mislabel_auc", "mislabel ROC-AUC heat map",
+                  "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
+                  "cell; n/a: no flipped labels to detect. The results table also gives the F1 of OpenDataVal's "
+                  "2-means split (the lower cluster of values called flipped).")),
         _details("cost", "Cost", fig(
-            "cost", "wall-clock time per method and dataset",
-            f"Wall-clock seconds of the method's fit, log scale (times below {plots.MIN_SECONDS:g} s are drawn "
-            "at that floor).")
-            + (fig("cost_vs_size", "time vs train size", "Wall-clock seconds vs train-set size where the run varied "
-                   "it.") if "cost_vs_size" in figures
-               else "<p class='note'>The run did not vary any dataset's train size.</p>")
+            "cost", "fit CPU seconds and learner fits per method and dataset",
+            "CPU seconds of the method's fit (median over seeds) and, where the run timed one learner fit, the same "
+            "in learner fits: the cap's unit. Over-cap methods are hatched at the cap they passed.")
+            + (fig("cost_vs_size", "time vs train size", "Fit CPU seconds vs train-set size where the run varied it.")
+               if "cost_vs_size" in figures else "<p class='note'>The run did not vary any dataset's train size.</p>")
             + _table_html(cost_table(cells))),
         _details("ranking", "Ranking per metric",
                  "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets "

@@ -73,7 +73,8 @@ def test_the_cli_keys_the_output_by_the_id_column_and_never_uses_it_as_a_feature
     carved = (values.role == "validation").sum()
     # knn-shapley values against a carved-out validation split; random needs none
     assert carved == (60 if "use knn-shapley" in recommended else 0)
-    data = np.load(out / "measure" / "data.npz")
+    (path,) = (out / "measure").glob("data-*.npz")
+    data = np.load(path)
     assert data["x"].shape == (299, 5)  # the five features only: neither the id nor the dropped column
 
 
@@ -129,3 +130,17 @@ def test_default_candidates_follow_the_data_size_and_always_include_random():
     assert len(small) == len(DEFAULT_POOL) and small[0].label == "random"
     assert "random" in [c.label for c in large] and len(large) < len(small)
     assert "kcenter" in left_out and "learner fits" in left_out["kcenter"]
+
+
+def test_a_rerun_in_the_same_folder_resumes_and_other_data_never_reuses_its_cells(tmp_path):
+    x, y = blobs(150, 3, spread=2.0)
+    results = tmp_path / "measure" / "run" / "results.jsonl"
+
+    def run(labels):
+        valbench.select(x, labels, 0.2, methods=["random", "herding"], out=tmp_path, progress=False)
+        return len(results.read_text().splitlines())
+
+    assert run(y) == 6 and run(y) == 6  # 2 candidates x 3 seeds, measured once
+    other = y.copy()
+    other[:10] = (other[:10] + 1) % 3
+    assert run(other) == 12
