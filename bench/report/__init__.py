@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
-def publish(run_dir: str | Path, shown: str | Path | None = None) -> str:
+def publish(run_dir: str | Path) -> str:
     """Build the run's report once, write every file (summary.md, results.csv, figures, index.html) and return
-    what the terminal shows: the status line, the one-screen answer and the report's path, given as in
-    ``shown`` when the files are written elsewhere first (``valbench.rundir.render_outputs`` stages them)."""
+    what the terminal shows: the status line, the one-screen answer and the report's path."""
     from valbench.report.build import build_report
     from valbench.report.html import render_report
     from valbench.report.terminal import terminal_text
 
     report = build_report(run_dir)
-    html = render_report(run_dir, report)
-    return terminal_text(report, Path(shown) / html.name if shown is not None else html)
+    return terminal_text(report, render_report(run_dir, report))
 
 
 def __getattr__(name: str) -> Any:

@@ -467,7 +467,8 @@ def _figure_sections(report: Report, figures: dict[str, Path]) -> list[str]:
             "CPU seconds of the method's fit (median over seeds) and, where the run timed one learner fit, the same "
             "in learner fits: the cap's unit. Over-cap methods are hatched at the cap they passed.")
             + (fig("cost_vs_size", "time vs train size", "Fit CPU seconds vs train-set size where the run varied it.")
-               if "cost_vs_size" in figures else "<p class='note'>The run did not vary any dataset's train size.</p>")
+               if "cost_vs_size" in figures
+               else "<p class='note'>The run did not vary any dataset's train size.</p>")
             + _table_html(cost_table(cells))),
         _details("ranking", "Ranking per metric",
                  "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets "

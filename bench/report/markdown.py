@@ -9,9 +9,7 @@ succeed. ``results.csv`` holds one row per cell and budget with the same labels.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from valbench.report.build import Report, build_report
+from valbench.report.build import Report
 from valbench.report.frame import OK
 from valbench.report.stats import attribution_table, detection_table, family_best_table
 from valbench.report.tables import answer_table, budget_table, entries_table, footnotes, headline, results_table
@@ -97,10 +95,8 @@ def summary_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(source: Report | str | Path) -> str:
-    """Write ``summary.md`` and ``results.csv`` into the run directory and return the markdown; ``source`` is
-    the run's built :class:`~valbench.report.build.Report`, or its directory (built here)."""
-    report = source if isinstance(source, Report) else build_report(source)
+def write_summary(report: Report) -> str:
+    """Write ``summary.md`` and ``results.csv`` into the run directory and return the markdown."""
     run_dir = report.frames.run_dir
     report.frames.budgets.to_csv(run_dir / "results.csv", index=False)
     text = summary_markdown(report)

@@ -24,13 +24,18 @@ def test_label_issues_are_mostly_the_flipped_rows(tmp_path):
     flipped = rng.choice(600, 60, replace=False)
     noisy = y.copy()
     noisy[flipped] = (y[flipped] + rng.integers(1, 3, 60)) % 3
-    selection = valbench.select(x, noisy, 0.2, methods=["random", "herding"], out=tmp_path, progress=False)
+    selection = valbench.select(x, noisy, 0.2, methods=["random", "herding"], out=tmp_path, progress=False,
+                                check_detection=True)
     assert 0.05 <= selection.noise.rate <= 0.15  # 10 % flipped
     assert selection.noise.low <= selection.noise.rate <= selection.noise.high
     issues = np.flatnonzero(selection.values.label_issue)
     found = np.isin(issues, flipped)
     assert found.mean() >= 0.8 and found.sum() >= 0.8 * len(flipped)  # mostly the flips, and most flips found
-    assert selection.detector == "cleanlab" and "lowest-scored" in selection.detection_rule
+    # --check-detection: the detectors ranked on labels flipped again at the estimated rate; the best one flags
+    detection = selection.detection
+    assert set(detection.detector) == {"cleanlab", "enn", "aum"} and (detection.n_seeds == 3).all()
+    assert selection.detector == detection.detector[0] and detection.mislabel_auc[0] > 0.8
+    assert "lowest-scored" in selection.detection_rule and "best detector by ROC-AUC" in selection.detection_rule
     values = selection.values
     assert len(values) == 600 and values.row.tolist() == list(range(600))
     assert values.selected.sum() == 120 and (values.role == "valued").all()  # herding needs no validation rows
