@@ -45,7 +45,8 @@ def load_mnist1d(seed: int = 0, n: int = 2000, n_train: int | None = None, n_val
     raw = make_dataset(args)  # generated from templates; no download
     x = np.concatenate([raw["x"], raw["x_test"]])
     y = np.concatenate([raw["y"], raw["y_test"]])
-    return make_splits("mnist1d", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    return make_splits("mnist1d", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       meta={"pool_per_seed": True})  # a new pool per seed: row ids do not match across seeds
 
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
