@@ -7,7 +7,7 @@ VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install data bench bench-quick bench-real bench-real-cnn bench-lds report reference-report test bench-ci bench-baseline clean scaling
+.PHONY: install data data-embed bench bench-quick bench-real bench-real-cnn bench-real-embed bench-lds report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench-real: data
 # Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).
 bench-real-cnn: data
 	$(VALBENCH) run --config configs/real-cnn.toml --jobs $(JOBS) --out $(OUT) --run-id real-cnn
+
+# Opt-in: the frozen-feature regime (Fashion-MNIST as frozen ConvNet features; logistic regression, then the MLP
+# head). Resumes like bench-real (run ids real-embed and real-embed-mlp).
+bench-real-embed: data-embed
+	$(VALBENCH) run --config configs/real-embed.toml --jobs $(JOBS) --out $(OUT) --run-id real-embed
+	$(VALBENCH) run --config configs/real-embed-mlp.toml --jobs $(JOBS) --out $(OUT) --run-id real-embed-mlp
+
+# The frozen ConvNet features of Fashion-MNIST (fashion_mnist features="cnn"), built once into
+# $VALBENCH_DATA/derived/ (about 2 CPU minutes, one thread; a second run only verifies the checksum).
+data-embed: data
+	$(PY) -m valbench.datasets.features
 
 # Opt-in: the linear datamodeling score of the per-point methods (benchmarks/lds.py; docs/attribution.md):
 # breast_cancer, logreg and the MLP, 50 random half subsets (cached in reports/.cache/lds); 2 min 40 s of CPU
