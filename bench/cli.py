@@ -26,7 +26,6 @@ from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError,
 from valbench.runner import RunStopped, connect_dask, run_grid
 from valbench.rundir import check_is_run, exclusive, record_grid, render_outputs
 from valbench.store import ResultsStore, StoreWriteError
-from valbench.report.markdown import write_summary
 
 
 def _csv(kind):
@@ -223,7 +222,6 @@ def command_run(args: argparse.Namespace) -> None:
                 client.close()
         print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
               file=sys.stderr)
-        print(render_outputs(run_dir, write_summary))
         _render_report(run_dir)
 
 
@@ -245,11 +243,12 @@ def command_scores(args: argparse.Namespace) -> None:
 
 
 def _render_report(run_dir: Path) -> None:
-    """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from valbench.report.html import render_report
+    """The one-screen answer and the report's path (:func:`valbench.report.publish`); a reporting failure must
+    not cost the run its exit status."""
+    from valbench.report import publish
 
     try:
-        print(f"report: {render_outputs(run_dir, render_report)}", file=sys.stderr)
+        print(render_outputs(run_dir, publish))
     except Exception as err:  # noqa: BLE001 - the results are safe in the store; say how to retry
         print(f"warning: the report failed ({type(err).__name__}: {err}); "
               f"retry with: python -m valbench report {run_dir}", file=sys.stderr)
@@ -278,11 +277,14 @@ def main(argv: list[str] | None = None) -> int:
             check_is_run(args.run_dir)
             with exclusive(args.run_dir, args.command):
                 if args.command == "summary":
-                    print(render_outputs(args.run_dir, write_summary))
-                else:
-                    from valbench.report.html import render_report
+                    from valbench.report.build import build_report
+                    from valbench.report.markdown import write_summary
 
-                    print(render_outputs(args.run_dir, render_report))
+                    print(render_outputs(args.run_dir, lambda folder: write_summary(build_report(folder))))
+                else:
+                    from valbench.report import publish
+
+                    print(render_outputs(args.run_dir, publish))
     except (UnknownNameError, DataError, StoreWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -222,4 +222,6 @@ def render_outputs(run_dir: Path, render: Callable[[Path], T]) -> T:
         shutil.rmtree(stage_root, ignore_errors=True)
     if isinstance(result, Path) and result.parent.resolve() == stage.resolve():
         return run_dir / result.name  # type: ignore[return-value]
+    if isinstance(result, str):  # a printed answer names the files it wrote: name them where they now are
+        return result.replace(str(stage), str(run_dir))  # type: ignore[return-value]
     return result

@@ -35,7 +35,7 @@ from valbench.measure import measure
 from valbench.provenance import current_commit
 from valbench.report.labels import method_family
 from valbench.metrics import (budget_sizes, class_balance, detection_curve, kmeans_f1, mislabel_auc, removal_curve, subset_value,
-                           test_performance)
+                           test_performance, timed_full_performance)
 from valbench.registry import get_dataset, get_method, load_installed, load_plugins
 from valbench.store import ResultsStore
 from valbench.values import FRAME_KEY, keep_scores, missing_scores, scores_frame
@@ -57,11 +57,12 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
 
     With ``cache``, the metrics' retraining of the learner on a subset (and on all the data) is looked up
     there first; the method's own fits are never cached (they are what the cell measures).
-    With ``cap_fits``, the learner is first fitted once on the whole train split (uncached, timed: this is
-    also the cell's full-data accuracy) and the method's fit may take ``cap_fits`` times its CPU time (at
-    least :data:`CAP_FLOOR_S`); past it the parent kills this worker (:func:`valbench.isolate.cpu_cap`; no
-    cap when called outside a worker). Both are CPU seconds of this process, so the cap means the same on a
-    loaded machine as on an idle one.
+    With ``cap_fits``, the learner is first fitted once on the whole train split (timed: this is also the
+    cell's full-data accuracy; with ``cache``, fitted and timed once per dataset, seed, noise and learner, and
+    read back by the other cells, :func:`~valbench.metrics.timed_full_performance`) and the method's fit may take
+    ``cap_fits`` times its CPU time (at least :data:`CAP_FLOOR_S`); past it the parent kills this worker
+    (:func:`valbench.isolate.cpu_cap`; no cap when called outside a worker). Both are CPU seconds, so the cap
+    means the same on a loaded machine as on an idle one.
     """
     data = load_cell_data(cell)
     learner_params = {k: v for k, v in cell.learner.items() if k != "name"}
@@ -75,7 +76,7 @@ def evaluate_cell(cell: Cell, cache: FitCache | None = None, cap_fits: float | N
     capped: dict[str, Any] = {}
     full = None
     if cap_fits:
-        full, one_fit = measure(lambda: test_performance(data, make()))
+        full, one_fit = timed_full_performance(data, make(), cache)
         cap_s = max(cap_fits * one_fit.cpu_s, CAP_FLOOR_S)
         capped = {"learner_fit_s": one_fit.wall_s, "learner_fit_cpu_s": one_fit.cpu_s, "cap_fits": cap_fits,
                   "cap_cpu_s": cap_s}

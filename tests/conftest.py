@@ -6,6 +6,10 @@ browser, the real data files), and ``-rs`` (pyproject addopts) prints every skip
 absent: every skip, at collection or in a test, is reported as a failure naming what was missing. The one
 exception is a test marked ``opt_in``, which CI runs in a step of its own (the perf benchmarks, in
 ``make bench-ci``). A peer library that is installed but cannot be used fails everywhere (``require_peer``).
+
+Time: tests bound counts, states and ratios, not elapsed seconds (speed goals are ratios measured in one run, in
+``tests/perf``). Where a time limit is itself under test, the test is marked ``wallclock(reason)`` and its bound
+is a fraction of the time the broken behaviour would take (a sleep of minutes cut at a limit of seconds).
 """
 
 import importlib.util

@@ -38,6 +38,7 @@ MIN_SECONDS = 1e-4  # floor for log-scale times: fits faster than the clock's us
 TOP_METHODS = 3  # a default panel draws random, each family's best and this many of the best overall
 LABEL_SIZE = 7.5  # points: the direct labels on lines and points
 LABEL_GID = "direct-label"  # every direct label carries it, so tests can find them and check they never overlap
+LABEL_BOX = {"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8}  # lines behind stay legible
 REFERENCE = "reference"  # the family of random and oracle-greedy: drawn for comparison, never on a Pareto front
 
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8.5,
@@ -262,6 +263,7 @@ def place_labels(ax, items: list[tuple[str, float, float]], points: list[tuple[f
             far = abs(dx) > 8 or abs(dy) > 8
             text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
                                fontsize=LABEL_SIZE, color="0.1", gid=LABEL_GID, annotation_clip=False,
+                               bbox=LABEL_BOX,
                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5, "shrinkA": 0,
                                            "shrinkB": 4} if far else None)
             box = text.get_window_extent(renderer)

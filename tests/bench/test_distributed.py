@@ -60,26 +60,30 @@ def test_two_hundred_cells_on_the_cluster_each_exactly_once(cluster, tmp_path):
 
 
 def test_an_unreachable_scheduler_is_a_clear_usage_error_quickly(tmp_path, capsys):
-    assert inspect.signature(connect_dask).parameters["timeout_s"].default <= 10
+    """Quickly: it gives up after connect_dask's own timeout (<= 10 s; the message names it), not dask's default."""
+    timeout_s = inspect.signature(connect_dask).parameters["timeout_s"].default
+    assert timeout_s <= 10
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t0 = time.perf_counter()
     code = main(["run", "--methods", "random", "--datasets", "wine", "--no-progress", "--out", str(tmp_path),
                  "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"])
     assert code == 2
-    assert f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}'" in capsys.readouterr().err
-    assert time.perf_counter() - t0 < 15
+    assert (f"cannot reach the dask scheduler at 'tcp://127.0.0.1:{port}' within {timeout_s:g} s"
+            in capsys.readouterr().err)
 
 
+@pytest.mark.wallclock("that the worker is freed at the time limit is a matter of time: the run must end in "
+                       "under half the 2 x 300 s that three 300 s sleepers on two workers would take")
 def test_a_hanging_method_fails_its_own_cell_and_frees_the_worker(cluster, tmp_path):
+    sleep_s = 300
     t0 = time.perf_counter()
     assert main(["--plugin", PLUGIN, "run", "--methods", "plugin-sleepy,random", "--datasets", "wine",
-                 "--seeds", "0,1,2", "--budgets", "0.5", "--set", "plugin-sleepy.seconds=300", "--time-limit", "2",
-                 "--no-progress", "--out", str(tmp_path), "--run-id", "r", "--backend", "dask",
+                 "--seeds", "0,1,2", "--budgets", "0.5", "--set", f"plugin-sleepy.seconds={sleep_s}",
+                 "--time-limit", "2", "--no-progress", "--out", str(tmp_path), "--run-id", "r", "--backend", "dask",
                  "--scheduler", cluster.scheduler_address]) == 0
-    # three 300 s sleepers on two workers take 600 s unless each frees its worker after its 2 s
-    assert time.perf_counter() - t0 < 250
+    # three sleepers on two workers take 2 x sleep_s unless each frees its worker after its 2 s
+    assert time.perf_counter() - t0 < sleep_s
     rows = records(tmp_path / "r")
     assert sorted((r["method"], r["status"]) for r in rows) == [("plugin-sleepy", "timeout")] * 3 + [
         ("random", "ok")] * 3
@@ -98,10 +102,9 @@ def test_a_worker_killed_mid_grid_loses_no_cell_and_runs_none_twice(cluster, tmp
     thread = threading.Thread(target=lambda: codes.append(main(grid)))
     thread.start()
     results, inflight = tmp_path / "r" / "results.jsonl", tmp_path / "r" / ".inflight"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (results.exists() and len(results.read_text().splitlines()) >= 2
-                                               and inflight.exists() and any(inflight.iterdir())):
-        time.sleep(0.05)
+    while thread.is_alive() and not (results.exists() and len(results.read_text().splitlines()) >= 2
+                                     and inflight.exists() and any(inflight.iterdir())):
+        time.sleep(0.05)  # until two cells landed and others are in flight (or the run ended: the test fails)
     os.kill(victim, signal.SIGKILL)  # while cells are in flight
     landed_before_kill = len(results.read_text().splitlines())
     thread.join(timeout=300)

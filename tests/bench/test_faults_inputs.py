@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import valbench.cli as cli
-import valbench.report.html
+import valbench.report
 from valbench.grid import GridConfig
 from valbench.registry import UNAVAILABLE, load_installed
 from valbench.store import ResultsStore
@@ -29,9 +29,7 @@ def refused(argv: list[str], message: str, capsys) -> str:
 
 
 def stub_outputs(monkeypatch):
-    monkeypatch.setattr(cli, "_render_report", lambda run_dir: None)
-    monkeypatch.setattr(cli, "write_summary", lambda run_dir: (Path(run_dir) / "summary.md").write_text("stub")
-                        and "summary")
+    monkeypatch.setattr(cli, "_render_report", lambda run_dir: None)  # the run's report (publish) is not under test
 
 
 CONFIGS = [  # (what, config file bytes, extra flags, message)
@@ -161,7 +159,7 @@ def test_report_replaces_only_files_it_wrote(tmp_path, monkeypatch, capsys):
             (Path(run_dir) / name).write_text(f"rendered {name}")
         return Path(run_dir) / "index.html"
 
-    monkeypatch.setattr(valbench.report.html, "render_report", render)
+    monkeypatch.setattr(valbench.report, "publish", render)
     (run / "cost.png").write_text("the user's own figure")
     refused(["report", str(run)], "cost.png exists and was not written by valbench", capsys)
     assert (run / "cost.png").read_text() == "the user's own figure" and not (run / "index.html").exists()

@@ -59,7 +59,8 @@ def test_every_native_method_has_a_workload():
     assert not native - covered - NO_WORKLOAD.keys(), (
         f"native methods without a perf workload in tests/perf/workloads.py (add one, or an entry with a "
         f"reason in NO_WORKLOAD): {sorted(native - covered - NO_WORKLOAD.keys())}")
-    assert not covered - native, f"workloads of methods that are not registered native methods: {sorted(covered - native)}"
+    assert not covered - native, f"workloads of methods that are not registered native methods: " \
+                                 f"{sorted(covered - native)}"
     stale = {name for name in NO_WORKLOAD if name not in native or name in covered}
     assert not stale, f"NO_WORKLOAD entries that are not native methods, or that have a workload now: {sorted(stale)}"
     assert all(reason.strip() for reason in NO_WORKLOAD.values()), "every NO_WORKLOAD entry needs its reason"
