@@ -22,7 +22,7 @@ from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
 from valbench.params import check_values, method_rules, signature_rules
 from valbench.protocol import DataError
-from valbench.registry import get_dataset, get_method, image_datasets
+from valbench.registry import check_learner_support, get_dataset, get_method, image_datasets
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,8 @@ class GridConfig:
                 self.method_params[name] = check_values(f"method {name!r}", given, method_rules(cls), cls.params)
             for combo in _expand(self.method_params.get(name, {})):
                 cls(**combo).check()  # unknown parameters, wrong types, values the method refuses
+        for name in self.methods:
+            check_learner_support(name, self.learner.get("name", "logreg"))
         for name, params in self.dataset_params.items():
             self.dataset_params[name] = check_dataset_params(name, params)
         self.check_data()

@@ -11,11 +11,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from valbench.errors import DataError  # re-exported: the harness and plugins import it from here
 from valbench.learners import Learner
-
-
-class DataError(ValueError):
-    """A dataset, a split or a harness argument is malformed; the message names what and why."""
 
 
 class MethodError(RuntimeError):
@@ -168,6 +165,7 @@ class ValuationMethod:
     family: ClassVar[str] = "valuation"
     param_kinds: ClassVar[Mapping[str, tuple[type, ...]]] = {}  # types a parameter accepts beyond its default's
     param_rules: ClassVar[Mapping[str, Any]] = {}  # name -> valbench.params.Rule where the default is not enough
+    learners: ClassVar[tuple[str, ...] | None] = None  # the learners ``fit`` supports (None: any); the grid checks it
 
     def __init__(self, **params: Any) -> None:
         from valbench.params import check_values, method_rules  # the rules: type, range, choices (params.py)

@@ -154,6 +154,18 @@ def get_method(name: str) -> type[ValuationMethod]:
     return METHODS[name]
 
 
+def check_learner_support(method: str, learner: str) -> None:
+    """Refuse, before any cell runs, a method that declares the learners it supports (``learners``) with another;
+    the message names the methods written for that learner (those that declare it)."""
+    cls = get_method(method)
+    if cls.learners is None or learner in cls.learners:
+        return
+    able = sorted(name for name, other in METHODS.items() if other.learners is not None and learner in other.learners)
+    raise DataError(f"method {method!r} supports the learners {', '.join(cls.learners)}, not {learner!r}; "
+                    f"methods written for {learner!r}: {', '.join(able) or 'none registered'} (and those that "
+                    "take any learner: `valbench list`)")
+
+
 def get_dataset(name: str) -> DatasetLoader:
     if name not in DATASETS:
         raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}"

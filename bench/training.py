@@ -22,7 +22,8 @@ may make it not bitwise reproducible there.
 
 ``on_epoch(epoch, logits)`` is called after each epoch (1-based) with the model's logits on every row of
 ``x`` (evaluation mode, no gradient, on the CPU): the trajectory that forgetting events, AUM and EL2N read,
-without a second trainer.
+without a second trainer. ``on_checkpoint(epoch, module, lr)`` is called at the same moments with the module itself
+(on the training device; copy what you keep) and the optimiser's learning rate then: TracIn's checkpoints.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from torch.nn import functional as F
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 EpochCallback = Callable[[int, torch.Tensor], None]
+CheckpointCallback = Callable[[int, nn.Module, float], None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def lr_schedule(opt: torch.optim.Optimizer, schedule: str, total_steps: int) -> 
 
 
 def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None,
-                    settings: TrainSettings, seed: int = 0, on_epoch: EpochCallback | None = None) -> nn.Module:
+                    settings: TrainSettings, seed: int = 0, on_epoch: EpochCallback | None = None,
+                    on_checkpoint: CheckpointCallback | None = None) -> nn.Module:
     """Train ``module`` in place on ``(x, y)`` (optional per-row ``weight``) and return it, on the CPU.
 
     See the module docstring for the objective, the weighting and determinism. The module is moved to the
@@ -157,4 +160,6 @@ def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight:
             schedule.step()
         if on_epoch is not None:
             on_epoch(epoch, batched_logits(module, xd).cpu())
+        if on_checkpoint is not None:
+            on_checkpoint(epoch, module, float(opt.param_groups[0]["lr"]))
     return module.cpu().eval()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,8 +22,9 @@ from valbench.datasets.splits import split_sizes, standardise
 from valbench.keep.apply import fit_values, validation_size, values_table
 from valbench.keep.candidates import CAP_FITS, DETECTORS, MAX_FITS, MEMORY_LIMIT_MB, Candidate, choose_candidates
 from valbench.keep.measure import detection_evidence, evidence, measurement_cells, run_measurement
-from valbench.keep.noise import NoiseEstimate, estimate_noise
-from valbench.keep.recommend import Recommendation, recommend
+from valbench.keep.noise import estimate_noise
+from valbench.keep.recommend import recommend
+from valbench.keep.selection import Selection
 from valbench.measure import measure
 from valbench.metrics import judged_metric
 from valbench.protocol import DataError
@@ -33,30 +33,6 @@ from valbench.registry import load_installed
 MIN_SEEDS = 3
 MIN_CHECK_RATE = 0.02  # --check-detection flips at least this share, so that there is something to detect
 DEFAULT_DETECTOR = "cleanlab"
-
-
-@dataclass
-class Selection:
-    """What :func:`select` found: ``recommended`` (the entry applied), ``evidence`` (one row per candidate),
-    ``values`` (one row per input row), the noise estimate, the detection check, cost per step, output paths."""
-
-    recommended: str
-    evidence: pd.DataFrame
-    values: pd.DataFrame
-    noise: NoiseEstimate
-    recommendation: Recommendation
-    metric: str
-    budget_text: str
-    detector: str
-    detection_rule: str
-    detection: pd.DataFrame | None = None
-    left_out: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, dict[str, float]] = field(default_factory=dict)
-    paths: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def sentence(self) -> str:
-        return self.recommendation.sentence(self.evidence)
 
 
 def _say(progress: bool, text: str) -> None:
