@@ -7,7 +7,7 @@ VALBENCH := $(VENV)/bin/valbench
 JOBS   ?= 2
 OUT    ?= reports
 
-.PHONY: install data bench bench-quick bench-real bench-real-cnn report reference-report test bench-ci bench-baseline clean scaling
+.PHONY: install data data-embed bench bench-quick bench-real bench-real-cnn bench-real-embed bench-lds report reference-report test bench-ci bench-baseline clean scaling
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --no-deps pydvl==0.10.0
 	$(PY) -m pip install -q pyDeprecate==0.3.2 more-itertools==10.7.0 numcodecs==0.15.1 Deprecated==1.3.1 wrapt==2.5.2 \
 		cloudpickle==3.1.3 psutil==7.2.2 zarr==3.1.6 donfig==0.8.1.post1 google-crc32c==1.9.0  # zarr: pydvl.influence
+	# dattri (optional peer, methods/dattri.py): its requirements numpy, scipy, pyyaml, tqdm are ours; pretty_midi is unused
+	$(PY) -m pip install -q --no-deps dattri==0.3.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,6 +48,22 @@ bench-real: data
 # Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).
 bench-real-cnn: data
 	$(VALBENCH) run --config configs/real-cnn.toml --jobs $(JOBS) --out $(OUT) --run-id real-cnn
+
+# Opt-in: the frozen-feature regime (Fashion-MNIST as frozen ConvNet features; logistic regression, then the MLP
+# head). Resumes like bench-real (run ids real-embed and real-embed-mlp).
+bench-real-embed: data-embed
+	$(VALBENCH) run --config configs/real-embed.toml --jobs $(JOBS) --out $(OUT) --run-id real-embed
+	$(VALBENCH) run --config configs/real-embed-mlp.toml --jobs $(JOBS) --out $(OUT) --run-id real-embed-mlp
+
+# The frozen ConvNet features of Fashion-MNIST (fashion_mnist features="cnn"), built once into
+# $VALBENCH_DATA/derived/ (about 2 CPU minutes, one thread; a second run only verifies the checksum).
+data-embed: data
+	$(PY) -m valbench.datasets.features
+
+# Opt-in: the linear datamodeling score of the per-point methods (benchmarks/lds.py; docs/attribution.md):
+# breast_cancer, logreg and the MLP, 50 random half subsets (cached in reports/.cache/lds); LDS_TIME_NOTE
+bench-lds: install
+	$(PY) benchmarks/lds.py
 
 report: install
 	$(VALBENCH) report $(OUT)/latest

@@ -78,11 +78,15 @@ class FitCache:
         self.misses = 0
 
     def performance(self, data: Any, learner: Any, indices: np.ndarray | None,
-                    fit: Callable[[], dict[str, float]], weights: np.ndarray | None = None) -> dict[str, float]:
+                    fit: Callable[[], dict[str, float]], weights: np.ndarray | None = None,
+                    variant: str = "") -> dict[str, float]:
         """``fit()`` (test accuracy and loss of ``learner`` on ``indices``) from the cache when present.
 
-        ``weights`` (a weighted coreset) must be aligned with ``indices`` sorted ascending."""
+        ``weights`` (a weighted coreset) must be aligned with ``indices`` sorted ascending. ``variant`` names an
+        entry that records more than the plain fit (e.g. ``"timed"``: with its fit seconds), kept apart."""
         subset_id = "all" if indices is None else array_digest(np.sort(np.asarray(indices, dtype=np.int64)))
+        if variant:
+            subset_id += f"-{variant}"
         if weights is not None:
             subset_id += "-w" + array_digest(np.asarray(weights, dtype=np.float64))
         key = (dataset_fingerprint(data), learner_fingerprint(learner), subset_id)

@@ -1,17 +1,19 @@
 """``python -m valbench``: list what is registered, run a grid, summarise a run.
 
 Exit status: 0 when the run completed (failed cells are results, recorded in the store), 2 for a usage
-error (unknown name, bad budget or noise rate, unreadable config).
+error (unknown name, bad budget or noise rate, unreadable config, a run directory in use, a disk that
+refuses a record), 130 when stopped by Ctrl-C, SIGTERM or SIGHUP (what was stored is kept: rerun to resume).
+Every refusal is one line on stderr (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
-import json
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from valbench.cache import default_cache_dir
@@ -21,9 +23,9 @@ from valbench.learners import LEARNERS
 from valbench.protocol import DataError
 from valbench.registry import (DATASETS, METHODS, UNAVAILABLE, UnknownNameError, describe_method, load_installed,
                             load_plugins)
-from valbench.runner import connect_dask, run_grid
-from valbench.store import ResultsStore
-from valbench.report.markdown import write_summary
+from valbench.runner import RunStopped, connect_dask, run_grid
+from valbench.rundir import check_is_run, exclusive, record_grid, render_outputs
+from valbench.store import ResultsStore, StoreWriteError
 
 
 def _csv(kind):
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cap-fits", type=float, metavar="N",
                      help="a method's fit may take N learner fits on the cell's full train split; past it the "
                           "cell is recorded as 'over cap'")
+    run.add_argument("--memory-limit", type=float, metavar="MB",
+                     help="a cell's process is killed past this resident memory, and the cell recorded failed")
     run.add_argument("--jobs", type=int, default=1,
                      help="cells run in parallel on this machine (capped at its CPU cores; -1: one per core)")
     run.add_argument("--backend", choices=["local", "dask"], default="local",
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="reports root directory")
     run.add_argument("--run-id", help="run directory name (default: from the config hash)")
+    run.add_argument("--extend", action="store_true",
+                     help="run a grid other than the one --run-id's directory holds into it, beside it")
     run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--no-cache", action="store_true",
@@ -101,6 +107,8 @@ def grid_from_args(args: argparse.Namespace) -> GridConfig:
         config.time_limit = args.time_limit
     if args.cap_fits is not None:
         config.cap_fits = args.cap_fits
+    if args.memory_limit is not None:
+        config.memory_limit = args.memory_limit
     for text in args.set:
         owner, param, value = parse_assignment(text)
         config.method_params.setdefault(owner, {})[param] = value
@@ -142,6 +150,9 @@ def check_run_args(args: argparse.Namespace) -> None:
                         "or -1 for one per CPU core")
     if args.scheduler and args.backend != "dask":
         raise DataError(f"--scheduler {args.scheduler} needs --backend dask")
+    if args.scheduler and not SCHEDULER_ADDRESS.fullmatch(args.scheduler):
+        raise DataError(f"--scheduler {args.scheduler!r} is not a scheduler address: give PROTOCOL://HOST:PORT "
+                        "(e.g. tcp://10.0.0.5:8786) or HOST:PORT")
     if args.run_id is not None and (args.run_id in ("", ".", "..", "latest") or "/" in args.run_id):
         raise DataError(f"--run-id {args.run_id!r} is invalid: give a plain directory name (not 'latest')")
     existing = next(p for p in (args.out, *args.out.absolute().parents) if p.exists())
@@ -156,6 +167,20 @@ def check_run_args(args: argparse.Namespace) -> None:
         args.jobs = cores
 
 
+SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss|inproc)://)?[A-Za-z0-9_.\-\[\]:]*[A-Za-z0-9\]](:\d{1,5})?")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write a file there, or raise one line naming it: before any cell runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".valbench-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DataError(f"{what} {folder} is not writable ({err.strerror or err})") from err
+
+
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity mask where the OS has one, e.g. in a container)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -164,29 +189,40 @@ def available_cores() -> int:
 def command_run(args: argparse.Namespace) -> None:
     check_run_args(args)
     config = grid_from_args(args)
-    client = connect_dask(args.scheduler) if args.backend == "dask" else None
     cells = config.cells()
+    if not cells:
+        raise DataError(f"every cell of the grid is removed by its `exclude` rules ({config.exclude}); nothing to run")
     run_id = args.run_id or "run-" + hashlib.sha256("".join(sorted(c.key for c in cells)).encode()).hexdigest()[:10]
     try:  # the first write: a folder that cannot be made or written is a usage error, before any cell
-        run_dir = run_directory(args.out, run_id)
-        (run_dir / "config.json").write_text(_config_json(config, args.plugin))
+        args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"--out {args.out}: cannot create or write the run directory ({err.strerror or err})") from err
-    print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
-    try:
-        counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,
-                          plugins=tuple(args.plugin), time_limit_s=config.time_limit,
-                          retry_failed=args.retry_failed, progress=not args.no_progress,
-                          backend="dask" if client else "loky",
-                          cache_dir=None if args.no_cache else default_cache_dir(args.out),
-                          cap_fits=config.cap_fits, scores=not args.no_scores)
-    finally:
-        if client is not None:
-            client.close()
-    print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
-          file=sys.stderr)
-    print(write_summary(run_dir))
-    _render_report(run_dir)
+    check_writable(args.out, "--out")
+    cache_dir = None if args.no_cache else default_cache_dir(args.out)
+    if cache_dir is not None:
+        check_writable(cache_dir, "the fit cache folder (VALBENCH_CACHE_DIR; or run with --no-cache)")
+    (args.out / run_id).mkdir(exist_ok=True)
+    with exclusive(args.out / run_id, "run"):
+        try:
+            record_grid(args.out / run_id, config, args.plugin, args.extend)
+            run_dir = run_directory(args.out, run_id)
+        except OSError as err:
+            raise DataError(f"--out {args.out}: cannot write the run directory ({err.strerror or err})") from err
+        client = connect_dask(args.scheduler) if args.backend == "dask" else None
+        print(f"{len(cells)} cells -> {run_dir}", file=sys.stderr)
+        try:
+            counts = run_grid(cells, ResultsStore(run_dir), jobs=-1 if client else args.jobs,
+                              plugins=tuple(args.plugin), time_limit_s=config.time_limit,
+                              retry_failed=args.retry_failed, progress=not args.no_progress,
+                              backend="dask" if client else "loky", cache_dir=cache_dir,
+                              cap_fits=config.cap_fits, memory_limit_mb=config.memory_limit,
+                              scores=not args.no_scores)
+        finally:
+            if client is not None:
+                client.close()
+        print(f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already present",
+              file=sys.stderr)
+        _render_report(run_dir)
 
 
 def command_scores(args: argparse.Namespace) -> None:
@@ -207,22 +243,25 @@ def command_scores(args: argparse.Namespace) -> None:
 
 
 def _render_report(run_dir: Path) -> None:
-    """The HTML report after a run; a plotting failure must not cost the run its exit status."""
-    from valbench.report.html import render_report
+    """The one-screen answer and the report's path (:func:`valbench.report.publish`); a reporting failure must
+    not cost the run its exit status."""
+    from valbench.report import publish
 
     try:
-        print(f"report: {render_report(run_dir)}", file=sys.stderr)
+        print(render_outputs(run_dir, publish))
     except Exception as err:  # noqa: BLE001 - the results are safe in the store; say how to retry
         print(f"warning: the report failed ({type(err).__name__}: {err}); "
               f"retry with: python -m valbench report {run_dir}", file=sys.stderr)
 
 
-def _config_json(config: GridConfig, plugins: list[str]) -> str:
-    return json.dumps({**dataclasses.asdict(config), "plugins": plugins}, indent=2)
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as the CLI prints them: one line, no source excerpt."""
+    return f"warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = one_line_warning
     try:
         load_installed()
         load_plugins(args.plugin)
@@ -234,13 +273,23 @@ def main(argv: list[str] | None = None) -> int:
             command_select(args)
         elif args.command == "scores":
             command_scores(args)
-        elif args.command == "summary":
-            print(write_summary(args.run_dir))
-        elif args.command == "report":
-            from valbench.report.html import render_report
+        elif args.command in ("summary", "report"):
+            check_is_run(args.run_dir)
+            with exclusive(args.run_dir, args.command):
+                if args.command == "summary":
+                    from valbench.report.build import build_report
+                    from valbench.report.markdown import write_summary
 
-            print(render_report(args.run_dir))
-    except (UnknownNameError, DataError) as err:
+                    print(render_outputs(args.run_dir, lambda folder: write_summary(build_report(folder))))
+                else:
+                    from valbench.report import publish
+
+                    print(render_outputs(args.run_dir, publish))
+    except (UnknownNameError, DataError, StoreWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        why = f"stopped by {err}" if isinstance(err, RunStopped) else "interrupted"
+        print(f"{why}: every cell stored so far is kept; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0

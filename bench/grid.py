@@ -20,8 +20,9 @@ from typing import Any
 
 from valbench.learners import IMAGE_LEARNERS, LEARNERS, learner_for
 from valbench.metrics import DEFAULT_BUDGETS, budget_sizes, check_budget_fractions
+from valbench.params import check_values, method_rules, signature_rules
 from valbench.protocol import DataError
-from valbench.registry import get_dataset, get_method, image_datasets
+from valbench.registry import check_learner_support, get_dataset, get_method, image_datasets
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class GridConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     time_limit: float = 600.0
     cap_fits: float | None = None  # a method's fit may take this many learner fits on the full train split
+    memory_limit: float | None = None  # MB of resident memory a cell's process may use (None: no limit)
     exclude: list[dict[str, str]] = field(default_factory=list)  # e.g. {method = "loo", dataset = "mnist"}
 
     @classmethod
@@ -65,17 +67,23 @@ class GridConfig:
         path = Path(path)
         if not path.exists():
             raise DataError(f"config file {path} not found")
+        if path.is_dir():
+            raise DataError(f"config {path} is a directory; give a TOML file (e.g. configs/quick.toml)")
         try:
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
         except tomllib.TOMLDecodeError as err:
             raise DataError(f"config {path} is not valid TOML: {err}") from err
+        except UnicodeDecodeError as err:
+            raise DataError(f"config {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+        except OSError as err:
+            raise DataError(f"config {path} cannot be read ({err.strerror or err})") from err
         unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
         if unknown:
             raise DataError(f"config {path}: unknown key(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
         if isinstance(raw.get("learner"), str):
             raw["learner"] = {"name": raw["learner"]}
-        return cls(**raw)
+        return cls(**{"methods": [], "datasets": [], **raw})  # flags may give what the file does not
 
     def validate(self) -> None:
         """Fail fast, before any cell runs, on anything a cell would refuse: names, seeds, noise rates,
@@ -91,7 +99,18 @@ class GridConfig:
                                                        for v in values):
                 raise DataError(f"`{name}` must be a list of {what}, got {values!r}")
         if not self.methods or not self.datasets:
-            raise DataError("the grid needs at least one method and one dataset")
+            raise DataError("the grid needs at least one method and one dataset: give `methods = [...]` and "
+                            "`datasets = [...]` in the config, or --methods and --datasets")
+        for name, kind in (("learner", "a table such as {name = \"mlp\"}"),
+                           ("method_params", "a table of tables, [method_params.NAME]"),
+                           ("dataset_params", "a table of tables, [dataset_params.NAME]")):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or (name != "learner" and not all(isinstance(v, dict)
+                                                                             for v in value.values())):
+                raise DataError(f"`{name}` must be {kind}, got {value!r}")
+        if not isinstance(self.exclude, list) or not all(isinstance(r, dict) for r in self.exclude):
+            raise DataError(f"`exclude` must be a list of tables such as {{method = \"loo\", dataset = \"mnist\"}}, "
+                            f"got {self.exclude!r}")
         for name in ("methods", "datasets", "seeds", "noise", "budgets"):
             setattr(self, name, drop_duplicates(name, getattr(self, name)))
         for name in self.datasets:
@@ -114,6 +133,10 @@ class GridConfig:
                                           or not 0 < self.cap_fits < float("inf")):
             raise DataError(f"cap_fits {self.cap_fits!r} is invalid: give the learner fits a method's fit may take, "
                             "a number > 0 (e.g. 60)")
+        if self.memory_limit is not None and (isinstance(self.memory_limit, bool)
+                                              or not isinstance(self.memory_limit, (int, float))
+                                              or not 0 < self.memory_limit < float("inf")):
+            raise DataError(f"memory limit {self.memory_limit!r} is invalid: give megabytes per cell, a number > 0")
         check_learner(self.learner)
         for rule in self.exclude:
             if not rule or set(rule) - {"method", "dataset"}:
@@ -122,12 +145,17 @@ class GridConfig:
                 get_method(rule["method"])
             if "dataset" in rule:
                 get_dataset(rule["dataset"])
-        for name in {*self.methods, *self.method_params}:
+        for name in sorted({*self.methods, *self.method_params}):
             cls = get_method(name)
+            given = self.method_params.get(name, {})
+            if given:  # values as the rules read them ("no" -> False), so each cell records what ran
+                self.method_params[name] = check_values(f"method {name!r}", given, method_rules(cls), cls.params)
             for combo in _expand(self.method_params.get(name, {})):
                 cls(**combo).check()  # unknown parameters, wrong types, values the method refuses
+        for name in self.methods:
+            check_learner_support(name, self.learner.get("name", "logreg"))
         for name, params in self.dataset_params.items():
-            check_dataset_params(name, params)
+            self.dataset_params[name] = check_dataset_params(name, params)
         self.check_data()
 
     def check_data(self) -> None:
@@ -202,30 +230,31 @@ def check_seeds(seeds: list[Any]) -> None:
 
 
 def check_learner(learner: dict[str, Any]) -> None:
-    """The learner's name is registered and its parameters are ones its constructor takes."""
+    """The learner's name is registered and its parameters are ones its constructor takes, of the types and
+    in the ranges its rules give (:mod:`valbench.params`); values are converted in place."""
     name = learner.get("name", "logreg")
-    if name not in LEARNERS:
+    if not isinstance(name, str) or name not in LEARNERS:
         raise DataError(f"unknown learner {name!r}; valid: {sorted(LEARNERS)}")
-    _check_keywords(f"learner {name!r}", LEARNERS[name], {k for k in learner if k != "name"},
-                    exclude={"self", "n_features", "n_classes", "seed", "image_shape"})
+    rules = signature_rules(LEARNERS[name].__init__, exclude={"n_features", "n_classes", "seed", "image_shape"})
+    if rules is not None:
+        learner.update(check_values(f"learner {name!r}", {k: v for k, v in learner.items() if k != "name"}, rules,
+                                    _defaults(LEARNERS[name].__init__)))
 
 
-def check_dataset_params(name: str, params: dict[str, Any]) -> None:
-    """Every parameter is one the dataset's loader takes (its signature), and the seed is not one of them."""
+def check_dataset_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter is one the dataset's loader takes (its signature) with a value its rule accepts, and
+    the seed is not one of them; returns the values converted."""
     if "seed" in params:
         raise DataError(f"dataset {name!r}: the seed is set with --seeds (or `seeds` in the config), "
                         "not as a dataset parameter")
-    _check_keywords(f"dataset {name!r}", get_dataset(name), set(params), exclude={"seed"})
+    loader = get_dataset(name)
+    rules = signature_rules(loader, exclude={"seed"})
+    return params if rules is None else check_values(f"dataset {name!r}", params, rules, _defaults(loader))
 
 
-def _check_keywords(owner: str, function: Any, given: set[str], exclude: set[str]) -> None:
-    signature = inspect.signature(function)
-    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        return
-    valid = sorted(set(signature.parameters) - exclude)
-    unknown = sorted(given - set(valid))
-    if unknown:
-        raise DataError(f"{owner}: unknown parameter(s) {unknown}; valid: {valid}")
+def _defaults(function: Any) -> dict[str, Any]:
+    return {n: p.default for n, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _matches(rule: dict[str, str], dataset: str, method: str) -> bool:
@@ -250,6 +279,8 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
 
 
 def _parse_scalar(text: str) -> Any:
+    """A number where the text is one, else the text: the parameter's rule reads it (``"no"`` for a boolean,
+    :mod:`valbench.params`)."""
     for parse in (int, float):
         try:
             return parse(text)

@@ -156,7 +156,9 @@ class ValuationMethod:
     runner expands lists given on the command line into a grid), ``description`` (one line for
     ``python -m valbench list``), ``selects_sets`` (True for methods that pick subsets themselves; their
     ``fit`` then also receives ``budgets``, the subset sizes the harness will evaluate) and ``family``
-    (one of :data:`FAMILIES`, how reports group and colour methods).
+    (one of :data:`FAMILIES`, how reports group and colour methods). Parameter values are checked on
+    construction by the rules of :mod:`valbench.params` (inferred from ``params``; ``param_kinds`` and
+    ``param_rules`` where the default's type is not enough).
     """
 
     name: ClassVar[str] = ""
@@ -165,21 +167,13 @@ class ValuationMethod:
     selects_sets: ClassVar[bool] = False
     family: ClassVar[str] = "valuation"
     param_kinds: ClassVar[Mapping[str, tuple[type, ...]]] = {}  # types a parameter accepts beyond its default's
+    param_rules: ClassVar[Mapping[str, Any]] = {}  # name -> valbench.params.Rule where the default is not enough
+    learners: ClassVar[tuple[str, ...] | None] = None  # the learners ``fit`` supports (None: any); the grid checks it
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.params))
-        if unknown:
-            raise DataError(f"method {self.name!r}: unknown parameter(s) {unknown}; "
-                            f"valid: {sorted(self.params)}")
-        for key, value in params.items():
-            default = self.params[key]
-            kinds = self.param_kinds.get(key)
-            if kinds is not None and not (isinstance(value, kinds) and not isinstance(value, bool)):
-                raise DataError(f"method {self.name!r}: {key}={value!r} must be one of "
-                                f"{[k.__name__ for k in kinds]}")
-            if kinds is None and not _same_kind(default, value):
-                raise DataError(f"method {self.name!r}: {key}={value!r} must be a {type(default).__name__} "
-                                f"like its default {default!r}")
+        from valbench.params import check_values, method_rules  # the rules: type, range, choices (params.py)
+
+        params = check_values(f"method {self.name!r}", params, method_rules(type(self)), self.params)
         self.config: dict[str, Any] = {**self.params, **params}
 
     def check(self) -> dict[str, Any]:
@@ -198,14 +192,3 @@ class ValuationMethod:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
-
-
-def _same_kind(default: Any, value: Any) -> bool:
-    """Whether ``value`` can stand for a parameter whose default is ``default`` (numbers for numbers, ...)."""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return True  # None or a structured default: the method's own check() decides

@@ -91,35 +91,85 @@ def load_installed() -> None:
 
 
 def load_plugins(modules: list[str]) -> None:
-    """Import each module (a dotted name or a ``.py`` path) so that its ``@register_method`` classes register."""
+    """Import each module (a dotted name or a ``.py`` path) so that its ``@register_method`` classes register.
+
+    A plugin that is missing or named like a module Python already has (``json.py``) is a usage error. One
+    that fails while importing registers nothing: it is named once on stderr and kept in ``UNAVAILABLE``, so
+    that ``list`` and runs that do not use it still work (a run naming one of its methods is refused as an
+    unknown method, with the broken plugin named).
+    """
     for module in modules:
+        if module in UNAVAILABLE:
+            continue
         if module.endswith(".py"):
             path = pathlib.Path(module).resolve()
-            if not path.exists():
+            if not path.is_file():
                 raise DataError(f"plugin file {module!r} not found")
-            if path.stem in sys.modules:
+            loaded = sys.modules.get(path.stem)
+            if loaded is not None and pathlib.Path(getattr(loaded, "__file__", "") or "").resolve() == path:
                 continue
+            if loaded is not None or path.stem in sys.stdlib_module_names or _found_elsewhere(path):
+                raise DataError(f"plugin file {module!r} is named like the module {path.stem!r} that Python already "
+                                "has; rename the file (e.g. my_methods.py)")
             spec = importlib.util.spec_from_file_location(path.stem, path)
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
             sys.modules[path.stem] = mod  # so worker processes and pickling find it by name
-            spec.loader.exec_module(mod)
+            load = lambda: spec.loader.exec_module(mod)  # noqa: E731
         else:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as err:
+            load = lambda: importlib.import_module(module)  # noqa: E731
+        try:
+            load()
+        except ModuleNotFoundError as err:
+            if err.name == module or module.startswith(f"{err.name}."):
                 raise DataError(f"plugin module {module!r} cannot be imported: {err}") from err
+            _broken(module, err)
+        except Exception as err:  # noqa: BLE001 - a broken plugin must not take the suite down
+            _broken(module, err)
+
+
+def _found_elsewhere(path: pathlib.Path) -> bool:
+    """Whether an importable module other than ``path`` has its name (the plugin would shadow it)."""
+    try:
+        spec = importlib.util.find_spec(path.stem)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and (spec.origin is None or pathlib.Path(spec.origin).resolve() != path)
+
+
+def _broken(module: str, err: Exception) -> None:
+    sys.modules.pop(pathlib.Path(module).stem if module.endswith(".py") else module, None)
+    UNAVAILABLE[module] = f"plugin {module!r} failed to import ({type(err).__name__}: {err})"
+    print(f"warning: {UNAVAILABLE[module]}; its methods and datasets are unavailable", file=sys.stderr)
+
+
+def _unavailable_note() -> str:
+    return "; unavailable: " + "; ".join(UNAVAILABLE.values()) if UNAVAILABLE else ""
 
 
 def get_method(name: str) -> type[ValuationMethod]:
     if name not in METHODS:
-        raise UnknownNameError(f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}")
+        raise UnknownNameError(f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}"
+                               f"{_unavailable_note()}")
     return METHODS[name]
+
+
+def check_learner_support(method: str, learner: str) -> None:
+    """Refuse, before any cell runs, a method that declares the learners it supports (``learners``) with another;
+    the message names the methods written for that learner (those that declare it)."""
+    cls = get_method(method)
+    if cls.learners is None or learner in cls.learners:
+        return
+    able = sorted(name for name, other in METHODS.items() if other.learners is not None and learner in other.learners)
+    raise DataError(f"method {method!r} supports the learners {', '.join(cls.learners)}, not {learner!r}; "
+                    f"methods written for {learner!r}: {', '.join(able) or 'none registered'} (and those that "
+                    "take any learner: `valbench list`)")
 
 
 def get_dataset(name: str) -> DatasetLoader:
     if name not in DATASETS:
-        raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}")
+        raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}"
+                               f"{_unavailable_note()}")
     return DATASETS[name]
 
 

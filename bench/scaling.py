@@ -2,7 +2,7 @@
 
 Every native method is fitted on a dataset (``synthetic`` by default; ``--dataset``, ``--data k=v`` for its
 parameters) at train sizes N (250 ... 20,000 by default; the validation and test splits stay fixed) and its
-``fit`` is timed: CPU seconds of this process (torch on one thread by default, so CPU time is compute time
+``fit`` is timed in a forked child (killed at the cap, :mod:`valbench.isolate`): CPU seconds of that process (torch on one thread by default, so CPU time is compute time
 and other jobs sharing the machine barely move it) and wall seconds, the median of a few repeats when a fit
 is fast, with the peak resident memory seen during the fit (:func:`valbench.measure.measure`: the process's
 RSS, the data and the interpreter included). Beside it, one learner fit on the same N points is timed, so
@@ -22,7 +22,6 @@ import csv
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from valbench.learners import make_learner
 from valbench.measure import measure
 from valbench.metrics import budget_sizes
 from valbench.registry import METHODS, get_dataset, get_method, load_installed
-from valbench.runner import CellTimeout, time_limit
+from valbench.isolate import ChildDied, ChildTimeout, call_in_child
 
 DEFAULT_SIZES = (250, 500, 1000, 2000, 5000, 10000, 20000)
 SMALL_FIT_S = 0.5  # fits faster than this are repeated (up to REPEATS) and the median is kept
@@ -58,32 +57,30 @@ def time_fit(method: str, n_train: int, cap_s: float, dataset: str = "synthetic"
     kwargs = {"budgets": budget_sizes(budgets, data.n_train, data.name)} if cls.selects_sets else {}
     row: dict[str, Any] = {"method": method, "n_train": n_train, "seconds": None, "wall_s": None, "repeats": 0,
                            "peak_rss_mb": None, "learner_s": None, "fits": None, "status": "ok", "error": None}
-    times: list[float] = []
-    walls: list[float] = []
-    peaks: list[float] = []
+
+    def fits() -> dict[str, Any]:  # in a forked child: a fit past the cap is killed from outside
+        _, one = measure(lambda: make_learner("logreg", data.n_features, data.n_classes, seed=seed).fit(
+            data.x_train, data.y_train))
+        times, walls, peaks = [], [], []
+        while True:
+            learner = make_learner("logreg", data.n_features, data.n_classes, seed=seed)
+            _, cost = measure(lambda: cls().fit(data, learner, seed, **kwargs))
+            times.append(cost.cpu_s)
+            walls.append(cost.wall_s)
+            peaks.append(cost.peak_rss_mb)
+            if sum(walls) > SMALL_FIT_S or len(times) >= REPEATS:
+                break
+        return {"learner_s": one.cpu_s, "seconds": statistics.median(times), "wall_s": statistics.median(walls),
+                "repeats": len(times), "peak_rss_mb": max(peaks)}
+
     try:
-        with time_limit(cap_s):
-            _, one = measure(lambda: make_learner("logreg", data.n_features, data.n_classes, seed=seed).fit(
-                data.x_train, data.y_train))
-            row["learner_s"] = one.cpu_s
-            while True:
-                learner = make_learner("logreg", data.n_features, data.n_classes, seed=seed)
-                _, cost = measure(lambda: cls().fit(data, learner, seed, **kwargs))
-                times.append(cost.cpu_s)
-                walls.append(cost.wall_s)
-                peaks.append(cost.peak_rss_mb)
-                if sum(walls) > SMALL_FIT_S or len(times) >= REPEATS:
-                    break
-    except CellTimeout:
-        if not times:
-            row.update(status="timeout", seconds=cap_s, wall_s=cap_s, error=f"over the cap of {cap_s:g} s")
-    except Exception as err:  # noqa: BLE001 - one method's failure is a row, not the end of the sweep
-        row.update(status="failed", error=f"{type(err).__name__}: {err}")
-    if times:
-        row.update(seconds=statistics.median(times), wall_s=statistics.median(walls), repeats=len(times),
-                   peak_rss_mb=max(peaks))
-        if row["learner_s"]:
-            row["fits"] = row["seconds"] / row["learner_s"]
+        row.update(call_in_child(fits, (), deadline_s=cap_s))
+    except ChildTimeout:
+        row.update(status="timeout", seconds=cap_s, wall_s=cap_s, error=f"over the cap of {cap_s:g} s")
+    except (ChildDied, RuntimeError) as err:  # one method's failure is a row, not the end of the sweep
+        row.update(status="failed", error=str(err))
+    if row["seconds"] and row["learner_s"]:
+        row["fits"] = row["seconds"] / row["learner_s"]
     return row
 
 

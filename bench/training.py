@@ -7,7 +7,9 @@ that "the learner's training" means the same thing everywhere:
 
 by Adam or SGD with momentum over ``epochs`` passes of shuffled minibatches, or more passes where a small
 training set would otherwise get fewer than ``min_steps`` optimizer steps (epochs x ceil(n / batch_size)):
-a 25-point subset in batches of 64 would get one step per epoch. A minibatch B contributes
+a 25-point subset in batches of 64 would get one step per epoch. The learning rate is constant
+(``schedule="constant"``) or decays along a half cosine from ``lr`` to 0 over the run's steps
+(``schedule="cosine"``), so the loss settles at the end of a run whatever its length. A minibatch B contributes
 ``sum_{i in B} w_i CE_i / (|B| mean(w))``, an unbiased estimate of the weighted mean (the plain mean when
 every weight is 1); points of weight 0 are left out of the shuffle, so a zero weight is exactly the same as
 dropping the point. ``W`` are the parameters named ``*weight`` (biases are not decayed), as in the
@@ -20,7 +22,8 @@ may make it not bitwise reproducible there.
 
 ``on_epoch(epoch, logits)`` is called after each epoch (1-based) with the model's logits on every row of
 ``x`` (evaluation mode, no gradient, on the CPU): the trajectory that forgetting events, AUM and EL2N read,
-without a second trainer.
+without a second trainer. ``on_checkpoint(epoch, module, lr)`` is called at the same moments with the module itself
+(on the training device; copy what you keep) and the optimiser's learning rate then: TracIn's checkpoints.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from torch import nn
 from torch.nn import functional as F
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
 EpochCallback = Callable[[int, torch.Tensor], None]
+CheckpointCallback = Callable[[int, nn.Module, float], None]
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class TrainSettings:
     l2: float = 0.0
     device: str = "auto"
     min_steps: int = 0
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -69,6 +75,8 @@ def check_settings(s: TrainSettings) -> None:
         raise ValueError(f"lr must be > 0, got {s.lr!r}")
     if s.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {s.optimizer!r}")
+    if s.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {s.schedule!r}")
     if not 0 <= s.momentum < 1:
         raise ValueError(f"momentum must lie in [0, 1), got {s.momentum!r}")
     if not s.l2 >= 0:
@@ -97,8 +105,17 @@ def batched_logits(module: nn.Module, x: torch.Tensor, batch_size: int = 4096) -
     return out
 
 
+def lr_schedule(opt: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate factor per step: 1 (constant) or a half cosine from 1 to 0 over ``total_steps``."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total_steps)
+                                                                                    / total_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0)
+
+
 def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None,
-                    settings: TrainSettings, seed: int = 0, on_epoch: EpochCallback | None = None) -> nn.Module:
+                    settings: TrainSettings, seed: int = 0, on_epoch: EpochCallback | None = None,
+                    on_checkpoint: CheckpointCallback | None = None) -> nn.Module:
     """Train ``module`` in place on ``(x, y)`` (optional per-row ``weight``) and return it, on the CPU.
 
     See the module docstring for the objective, the weighting and determinism. The module is moved to the
@@ -125,7 +142,10 @@ def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight:
     else:
         opt = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum)
     generator = torch.Generator().manual_seed(int(seed))
-    for epoch in range(1, settings.epochs_for(len(keep)) + 1):
+    epochs = settings.epochs_for(len(keep))
+    total_steps = epochs * max(1, math.ceil(len(keep) / settings.batch_size))
+    schedule = lr_schedule(opt, settings.schedule, total_steps)
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(len(keep), generator=generator)
         for start in range(0, len(order), settings.batch_size):
             pos = order[start:start + settings.batch_size]
@@ -137,6 +157,9 @@ def train_minibatch(module: nn.Module, x: torch.Tensor, y: torch.Tensor, weight:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            schedule.step()
         if on_epoch is not None:
             on_epoch(epoch, batched_logits(module, xd).cpu())
+        if on_checkpoint is not None:
+            on_checkpoint(epoch, module, float(opt.param_groups[0]["lr"]))
     return module.cpu().eval()

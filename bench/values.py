@@ -6,6 +6,8 @@ its record instead of only the metrics computed from them. Columns follow the co
 
 ``row_id``            the train row's id: its index into the dataset's pool (the rows the splits are drawn from),
                       or the value of the ``table`` dataset's ``id`` column (``Dataset.meta["train_ids"]``)
+``row_id_kind``       ``pool`` where the id names the same row under every seed; ``split`` (the row's position in
+                      this seed's train split) where the data is generated per seed (synthetic, gaussian, mnist1d)
 ``score``             the method's value (higher = more valuable); ``score_stderr`` where the method estimates it
 ``rank``              1 = most valuable; ties broken by the cell's seeded permutation, the same order in which the
                       harness took each budget's top k (:func:`valbench.metrics.rank_by_value`)
@@ -51,7 +53,9 @@ def scores_frame(data: Dataset, valuation: Valuation, budgets: Sequence[float], 
     order = rank_by_value(valuation.scores, seed)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
-    columns: dict[str, Any] = {"row_id": np.asarray(data.meta.get("train_ids", np.arange(n))),
+    pooled = "train_ids" in data.meta and not data.meta.get("pool_per_seed")
+    columns: dict[str, Any] = {"row_id": np.asarray(data.meta["train_ids"]) if pooled else np.arange(n),
+                               "row_id_kind": "pool" if pooled else "split",
                                "score": np.asarray(valuation.scores, dtype=np.float64), "rank": rank}
     if valuation.stderr is not None:
         columns["score_stderr"] = np.asarray(valuation.stderr, dtype=np.float64)

@@ -45,7 +45,8 @@ def load_mnist1d(seed: int = 0, n: int = 2000, n_train: int | None = None, n_val
     raw = make_dataset(args)  # generated from templates; no download
     x = np.concatenate([raw["x"], raw["x_test"]])
     y = np.concatenate([raw["y"], raw["y_test"]])
-    return make_splits("mnist1d", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    return make_splits("mnist1d", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       meta={"pool_per_seed": True})  # a new pool per seed: row ids do not match across seeds
 
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -69,14 +70,27 @@ def fashion_mnist_arrays(directory: str) -> tuple[np.ndarray, np.ndarray, np.nda
     return tuple(arrays)  # type: ignore[return-value]
 
 
+FEATURES = ("pixels", "cnn")
+
+
 @register_dataset("fashion_mnist", "Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 28x28 images, 10 classes; "
-                                   "test = the standard t10k split; pixels in [0, 1]; needs `make data`",
+                                   "test = the standard t10k split; pixels in [0, 1], or features=cnn: frozen "
+                                   "ConvNet embeddings; needs `make data`",
                   image_shape=(1, 28, 28))
 def load_fashion_mnist(seed: int = 0, n_train: int | float | None = None, n_valid: int | float | None = None,
-                       n_test: int | float | None = None) -> Dataset:
+                       n_test: int | float | None = None, features: str = "pixels") -> Dataset:
     """Train and valid are stratified draws from the 60,000 train images (defaults 45,000 / 15,000), test is
     the standard t10k split (all 10,000, or a stratified ``n_test`` of it). Pixels are scaled to [0, 1], not
-    standardised, and ``meta["image_shape"] = (1, 28, 28)`` lets an image learner reshape the rows."""
+    standardised, and ``meta["image_shape"] = (1, 28, 28)`` lets an image learner reshape the rows.
+
+    ``features="cnn"``: each image is the penultimate layer of a ConvNet trained once on an extractor pool of
+    train images (:mod:`valbench.datasets.features`); train and valid are drawn from the other 40,000 train
+    images (defaults 30,000 / 10,000), features are standardised on the train split, and there is no image
+    shape (the CNN learner refuses them; logistic regression and the MLP are the heads)."""
+    if features not in FEATURES:
+        raise DataError(f"dataset 'fashion_mnist': features={features!r} is not one of {list(FEATURES)}")
+    if features == "cnn":
+        return fashion_mnist_embedded(seed, n_train, n_valid, n_test)
     x, y, x_test, y_test = fashion_mnist_arrays(str(data_dir()))
     data = make_splits("fashion_mnist", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
                        test=(x_test, y_test), scale=False,
@@ -84,6 +98,39 @@ def load_fashion_mnist(seed: int = 0, n_train: int | float | None = None, n_vali
     for split in (data.x_train, data.x_valid, data.x_test):
         split /= 255.0  # fresh float32 copies made by the split
     return data
+
+
+def embedded_split_rows(seed: int, n_train: int | float | None, n_valid: int | float | None,
+                        n_test: int | float | None) -> Dataset:
+    """The frozen-feature dataset's splits as row ids: ``x_train`` / ``x_valid`` hold the ids (into the 60,000
+    train images) of the rows drawn, ``x_test`` those into t10k, by the same stratified splitter as every
+    dataset, over the images outside the extractor pool only."""
+    from valbench.datasets import features
+
+    _, y, _, y_test = fashion_mnist_arrays(str(data_dir()))
+    rows = features.benchmark_rows(y, features.DEFAULT)
+    return make_splits("fashion_mnist", rows[:, None], y[rows], seed, n_train=n_train, n_valid=n_valid,
+                       n_test=n_test, test=(np.arange(len(y_test))[:, None], y_test), scale=False)
+
+
+def fashion_mnist_embedded(seed: int, n_train: int | float | None, n_valid: int | float | None,
+                           n_test: int | float | None) -> Dataset:
+    """Fashion-MNIST as frozen ConvNet features (``features="cnn"`` of :func:`load_fashion_mnist`)."""
+    import dataclasses
+
+    from valbench.datasets import features
+    from valbench.datasets.splits import standardise
+
+    settings = features.DEFAULT
+    rows, train, test = features.cnn_features(str(data_dir()), settings)
+    ids = embedded_split_rows(seed, n_train, n_valid, n_test)
+    picked = [train[np.searchsorted(rows, ids.x_train[:, 0].astype(np.int64))],
+              train[np.searchsorted(rows, ids.x_valid[:, 0].astype(np.int64))],
+              test[ids.x_test[:, 0].astype(np.int64)]]
+    x_train, x_valid, x_test = standardise(*picked)
+    return dataclasses.replace(ids, x_train=x_train, x_valid=x_valid, x_test=x_test,
+                               meta={**ids.meta, "classes": FASHION_CLASSES, "features": "cnn",
+                                     "feature_key": settings.key()})
 
 
 def load_local_npz(name: str, filename: str, seed: int, n_train: int | None, n_valid: int | None,

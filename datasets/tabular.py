@@ -44,4 +44,5 @@ def load_gaussian(seed: int = 0, n: int = 1000, dim: int = 10, separation: float
     direction *= separation / 2 / np.linalg.norm(direction)
     y = rng.integers(0, 2, size=n)
     x = rng.normal(size=(n, dim)) + np.where(y[:, None] == 1, direction, -direction)
-    return make_splits("gaussian", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    return make_splits("gaussian", x, y, seed, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                       meta={"pool_per_seed": True})  # a new pool per seed: row ids do not match across seeds

@@ -238,6 +238,7 @@ class Influence(ValuationMethod):
     name = "influence"
     params = {"damping": "auto", "max_exact_params": 3000, "hessian": "gauss-newton"}
     param_kinds = {"damping": (str, int, float)}  # "auto" or a number
+    learners = ("logreg", "mlp")  # their training objective is known; the grid refuses the CNN up front
 
     def check(self) -> dict:
         """The learner-independent rules of :meth:`_checked_params`, checked before any cell runs."""

@@ -18,8 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from valbench.datasets.splits import standardise
-from valbench.keep.apply import fit_values, values_table
+from valbench.cache import array_digest
+from valbench.datasets.splits import split_sizes, standardise
+from valbench.keep.apply import fit_values, validation_size, values_table
 from valbench.keep.candidates import CAP_FITS, DETECTORS, MAX_FITS, Candidate, choose_candidates
 from valbench.keep.measure import detection_evidence, evidence, measurement_cells, run_measurement
 from valbench.keep.noise import NoiseEstimate, estimate_noise
@@ -114,15 +115,18 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
     x, codes, classes, ids = check_inputs(x, y, budget, ids, seeds)
     n_rows, n_classes = len(codes), len(classes)
     fraction = budget if budget <= 1 else budget / n_rows
-    n_train = int(round(0.6 * n_rows))  # the table loader's train split
+    n_valid = validation_size(n_rows, n_classes)
+    n_train = split_sizes("table", n_rows, None, n_valid, None)[0]  # the measurement's train split
     candidates, left_out = choose_candidates(n_train, methods, max_fits)
     if backend not in ("local", "dask"):
         raise DataError(f"backend {backend!r}: give 'local' or 'dask'")
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="valbench-select-"))
     work = out_dir / "measure"
     work.mkdir(parents=True, exist_ok=True)
-    data_path = work / "data.npz"
-    np.savez(data_path, x=x, y=codes)
+    # named by content: a rerun in the same folder resumes on the same data, and never reuses cells of other data
+    data_path = work / f"data-{array_digest(x, codes)[:12]}.npz"
+    if not data_path.exists():
+        np.savez(data_path, x=x, y=codes)
     timings: dict[str, dict[str, float]] = {}
 
     def step(name: str, text: str, fn):
@@ -135,7 +139,7 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
                  lambda: estimate_noise(standardise(x)[0], codes, n_classes))
     _say(progress, f"      {noise.sentence()}")
     metric = judged_metric(np.bincount(codes) / n_rows)
-    cells = measurement_cells(data_path, candidates, fraction, list(range(seeds)))
+    cells = measurement_cells(data_path, candidates, fraction, list(range(seeds)), n_valid)
     records = step("measure", f"[2/4] measuring {len(candidates)} candidates x {seeds} seeds ({len(cells)} cells) "
                               f"on {metric.replace('_', ' ')}", lambda: run_measurement(
                                   work / "run", cells, jobs, backend, scheduler, progress, CAP_FITS))
@@ -145,7 +149,7 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
     if check_detection:
         rate = max(noise.rate, MIN_CHECK_RATE)
         flipped = measurement_cells(data_path, [Candidate(d) for d in DETECTORS], fraction, list(range(seeds)),
-                                    noise_rate=round(rate, 3))
+                                    n_valid, noise_rate=round(rate, 3))
         detection = detection_evidence(step("check_detection", f"      detectors on {rate:.1%} flipped labels", lambda:
                                             run_measurement(work / "run", flipped, jobs, backend, scheduler,
                                                             progress, CAP_FITS)), flipped)

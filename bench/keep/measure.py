@@ -1,7 +1,8 @@
 """Measure the candidates on the user's data with the suite's harness, and tabulate the evidence.
 
 The data (already encoded) is the ``table`` dataset of an NPZ file in the work folder; every candidate runs on
-the same stratified train/valid/test splits per seed (the ``table`` loader's 60/20/20), as cells of
+the same stratified train/valid/test splits per seed (60/20/20, the validation split capped at 2,000 rows:
+:func:`valbench.keep.apply.validation_size`), as cells of
 :func:`valbench.runner.run_grid` (resumable, cached, under the real grid's cap, locally or on dask). A
 candidate's value is the judged metric (:func:`valbench.metrics.judged_metric`: balanced accuracy for
 imbalanced labels) of the learner retrained on its subset at the budget, on the held-out test rows; it is
@@ -29,14 +30,16 @@ EVIDENCE_COLUMNS = ["label", "value", "low", "high", "vs_random", "vs_random_low
 
 
 def measurement_cells(data_path: Path, candidates: list[Candidate], fraction: float, seeds: list[int],
-                      noise_rate: float = 0.0) -> dict[str, tuple[Cell, Candidate]]:
-    """One cell per (candidate, seed) on the ``table`` dataset of ``data_path`` at one budget fraction, by key."""
+                      n_valid: int, noise_rate: float = 0.0) -> dict[str, tuple[Cell, Candidate]]:
+    """One cell per (candidate, seed) on the ``table`` dataset of ``data_path`` at one budget fraction, by key;
+    ``n_valid`` validation rows, then train and test 75 / 25 % of the rest (the loader's default ratio)."""
     cells = {}
     for candidate in candidates:
         params = {**get_method(candidate.method).params, **candidate.params}
         for seed in seeds:
             cell = Cell(dataset="table", method=candidate.method, seed=int(seed), noise_rate=float(noise_rate),
-                        budgets=(float(fraction),), dataset_params={"path": str(data_path)}, method_params=params)
+                        budgets=(float(fraction),), dataset_params={"path": str(data_path), "n_valid": n_valid},
+                        method_params=params)
             cells[cell.key] = (cell, candidate)
     return cells
 

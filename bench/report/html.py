@@ -1,171 +1,52 @@
-"""The HTML report of a run: figures, tables and provenance in ``RUN_DIR/index.html``.
+"""The HTML report of a run: ``RUN_DIR/index.html``, rendered from its :class:`valbench.report.build.Report`.
 
-``render_report(run_dir)`` reads ``results.jsonl`` (and ``config.json`` when present) and writes, beside
-them: ``index.html`` (self-contained: figures embedded as base64 PNG), the same figures as PNG files,
-and ``summary.md`` / ``results.csv`` from :mod:`valbench.report.markdown`. Tables give mean ± standard error over
-seeds; figures give mean with a 95 % confidence interval.
-
-Cells are grouped into *settings* (one dataset with its parameters, at one noise rate) and *methods*
-(one method with its parameters), labelled by :class:`valbench.report.labels.Labels` like every other output. The
-page answers first: the verdict (:mod:`valbench.report.stats`), the rank diagram and quality against cost; the
-detailed figures and tables follow.
+``render_report(run_dir)`` builds the report once (or takes a built one) and writes, beside the records:
+``summary.md`` / ``results.csv`` (:mod:`valbench.report.markdown`), the figures as PNG files and
+``index.html`` (self-contained: figures embedded as base64 PNG). The page's first line gives the run's status
+against its grid ("partial run: ..."), then the one-screen answer (:func:`valbench.report.tables.answer_table`)
+with a link per dataset to its details; everything else follows in collapsible sections (``<details>``), with a
+navigation bar that stays in view. Nothing here computes a best, a tie or an interval: the verdict did.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 import math
-import os
 import platform
-import sys
-from datetime import datetime, timezone
+import re
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from valbench.report import plots
-from valbench.report import stats
-from valbench.report.labels import Labels
-from valbench.protocol import DataError
-from valbench.report.frame import load_records
+import valbench.report.plots as plots
+import valbench.report.stats as stats
+from valbench.report.build import Report, build_report
+from valbench.report.frame import OK, OVER_CAP
 from valbench.report.markdown import write_summary
+from valbench.report.stats import attribution_table, detection_table, family_best_table
+from valbench.report.tables import (answer_table, budget_table, entries_table, footnotes, headline, mean_se,
+                                    results_table)
 
 INDEX = "index.html"
-OVER_CAP = "over cap"  # valbench.runner.STATUS_OVER_CAP: the fit ran past the run's cap of learner fits
 PACKAGES = ["torch", "numpy", "scipy", "scikit-learn", "pandas", "cvxpy", "cvxpylayers", "diffcp", "clarabel",
             "joblib", "matplotlib", "seaborn", "mlxtend", "mnist1d", "opendataval", "valbench"]
-
-
-# ---------------------------------------------------------------------------------------------------- labels
-
-def _natural(value: Any) -> tuple:
-    return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
-
-
-def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame:
-    """One row per cell with its ``setting`` and ``method`` labels, ordered by dataset (config order), params, noise."""
-    labels = Labels(records)
-    order = {name: i for i, name in enumerate((config or {}).get("datasets") or [])}
-    rows = []
-    for r in records:
-        params = r.get("dataset_params") or {}
-        rows.append({
-            "setting": labels.setting(r), "regime": labels.regime(r), "method": labels.method(r),
-            "family": labels.family(r),
-            "dataset": r["dataset"], "method_name": r["method"],
-            "seed": r.get("seed"), "noise_rate": r.get("noise_rate"), "status": r.get("status"),
-            "error": r.get("error"), "traceback": r.get("traceback"), "n_train": r.get("n_train"),
-            "n_noisy": r.get("n_noisy"), "full_accuracy": r.get("full_accuracy"),
-            "mislabel_auc": r.get("mislabel_auc"), "kmeans_f1": r.get("kmeans_f1"), "wall_s": r.get("wall_s"), "cpu_s": r.get("cpu_s"),
-            "peak_rss_mb": r.get("peak_rss_mb"), "utility_evals": r.get("utility_evals"),
-            "sort_key": (order.get(r["dataset"], len(order)), r["dataset"],
-                       tuple(_natural(params[k]) for k in sorted(params)), r.get("noise_rate") or 0.0),
-            "record": r,
-        })
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    frame = frame.sort_values(["sort_key", "method", "seed"], kind="stable",
-                              key=lambda s: s if s.name in ("sort_key", "seed") else s.map(str))
-    for column in ("full_accuracy", "mislabel_auc", "kmeans_f1", "wall_s", "cpu_s", "peak_rss_mb"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame.reset_index(drop=True)
-
-
-def budget_rows(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (successful cell, budget) with the budget as a fraction of the train set."""
-    rows = []
-    for cell in cells[cells.status == "ok"].itertuples():
-        for b in cell.record.get("budgets") or []:
-            fraction = b["budget"] if b["budget"] <= 1 else b["k"] / cell.n_train
-            rows.append({"setting": cell.setting, "regime": cell.regime, "method": cell.method, "seed": cell.seed,
-                         "budget": b["budget"], "fraction": fraction, "accuracy": b.get("accuracy"),
-                         "full_accuracy": cell.full_accuracy})
-    return pd.DataFrame(rows, columns=["setting", "regime", "method", "seed", "budget", "fraction", "accuracy",
-                                       "full_accuracy"]).astype({"accuracy": float, "fraction": float})
-
-
-def detection_rows(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (successful cell with flipped labels, inspected fraction)."""
-    rows = []
-    for cell in cells[cells.status == "ok"].itertuples():
-        curve = cell.record.get("detection_curve")
-        if not curve:
-            continue
-        n_noisy = cell.n_noisy if cell.n_noisy is not None and not pd.isna(cell.n_noisy) else None
-        noisy_fraction = n_noisy / cell.n_train if n_noisy and cell.n_train else (cell.noise_rate or 0.0)
-        for inspected, found in zip(curve["inspected"], curve["found"]):
-            rows.append({"setting": cell.setting, "method": cell.method, "seed": cell.seed, "inspected": inspected,
-                         "found": found, "noisy_fraction": noisy_fraction})
-    return pd.DataFrame(rows, columns=["setting", "method", "seed", "inspected", "found", "noisy_fraction"])
-
-
-def removal_rows(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per (successful cell with a removal curve, removed fraction), the full-data fit at 0 removed."""
-    rows = []
-    for cell in cells[cells.status == "ok"].itertuples():
-        curve = cell.record.get("removal_curve")
-        if not curve:
-            continue
-        points = [(0.0, cell.full_accuracy), *zip(curve["removed"], curve["accuracy"])]
-        rows += [{"setting": cell.setting, "method": cell.method, "seed": cell.seed, "removed": removed,
-                  "accuracy": accuracy} for removed, accuracy in points]
-    return pd.DataFrame(rows, columns=["setting", "method", "seed", "removed", "accuracy"]).astype(
-        {"removed": float, "accuracy": float})
-
-
-# ---------------------------------------------------------------------------------------------------- tables
-
-def mean_se(values: pd.Series, digits: int = 3) -> str:
-    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    if values.empty:
-        return "-"
-    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {se:.{digits}f}"
 
 
 def _seconds(values: pd.Series) -> str:
     values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
     if values.empty:
         return "-"
-    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():.3g} ± {se:.2g}"
-
-
-def _budget_heading(budget: float) -> str:
-    return f"acc@{budget * 100:.3g}%" if budget <= 1 else f"acc@{int(budget)} pts"
-
-
-def value_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
-    """Rows (setting, method): accuracy per budget, on all data, and mislabel AUC, as mean ± SE over seeds."""
-    keys = ["setting", "method"]
-    index = pd.MultiIndex.from_frame(cells[keys].drop_duplicates())
-    table = pd.DataFrame(index=index)
-    if not budgets.empty:
-        by_budget = budgets.pivot_table(index=keys, columns="budget", values="accuracy", aggfunc=mean_se, sort=False)
-        by_budget.columns = [_budget_heading(b) for b in by_budget.columns]
-        table = table.join(by_budget)
-    ok = cells[cells.status == "ok"].groupby(keys, sort=False)
-    table = table.join(ok.full_accuracy.agg(mean_se).rename("acc (all data)"))
-    table = table.join(ok.mislabel_auc.agg(mean_se).rename("mislabel AUC"))
-    table = table.join(ok.kmeans_f1.agg(mean_se).rename("2-means F1"))
-    table["cells ok / run"] = cells.groupby(keys, sort=False).status.agg(
-        lambda s: f"{(s == 'ok').sum()} / {len(s)}" + (f" ({(s == OVER_CAP).sum()} over cap)" if (s == OVER_CAP).any()
-                                                        else ""))
-    over = cells.groupby(keys, sort=False).status.agg(lambda s: (s == OVER_CAP).all())
-    table = table.astype(object).fillna("-")
-    table.loc[over[over].index, [c for c in table.columns if c != "cells ok / run"]] = OVER_CAP
-    return table.reset_index().rename(columns={"setting": "dataset"})
+    if len(values) < stats.MIN_SEEDS:
+        return f"{values.mean():.3g} (n=1)"
+    return f"{values.mean():.3g} ± {values.std(ddof=1) / math.sqrt(len(values)):.2g}"
 
 
 def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
     """Rows (setting, method): fit seconds, CPU seconds, peak memory and models trained, mean ± SE."""
-    ok = cells[cells.status == "ok"]
+    ok = cells[cells.status == OK]
     if ok.empty:
         return pd.DataFrame(columns=["setting", "method"])
     grouped = ok.groupby(["setting", "method"], sort=False)
@@ -179,7 +60,7 @@ def cost_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 RANK_METRICS = {  # column -> (heading, higher is better)
-    "subset_value": ("subset value (mean acc over budgets)", True),
+    "subset_value": ("subset value (judged metric, area over budgets)", True),
     "mislabel_auc": ("mislabel AUC", True),
     "wall_s": ("fit time", False),
 }
@@ -191,11 +72,11 @@ def ranking_table(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
     Within a setting a method's metric is its mean over seeds; methods without a value there (failed, or
     no flipped labels) are not ranked in that setting.
     """
-    ok = cells[cells.status == "ok"]
+    ok = cells[cells.status == OK]
     per_cell = ok[["setting", "method", "seed", "mislabel_auc", "wall_s"]].copy()
     if not budgets.empty:
-        value = budgets.groupby(["setting", "method", "seed"], sort=False).accuracy.mean().rename("subset_value")
-        per_cell = per_cell.merge(value.reset_index(), on=["setting", "method", "seed"], how="left")
+        value = stats.subset_value_area(budgets).rename(columns={"area": "subset_value"})
+        per_cell = per_cell.merge(value, on=["setting", "method", "seed"], how="left")
     else:
         per_cell["subset_value"] = np.nan
     means = per_cell.groupby(["setting", "method"], sort=False)[list(RANK_METRICS)].mean()
@@ -223,7 +104,7 @@ def _leading_float(text: str) -> float:
 
 
 def failures_table(cells: pd.DataFrame) -> pd.DataFrame:
-    failed = cells[cells.status != "ok"]
+    failed = cells[cells.status != OK]
     return failed[["setting", "method", "seed", "noise_rate", "status", "error", "traceback"]].reset_index(drop=True)
 
 
@@ -239,26 +120,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def machine() -> dict[str, str]:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cores (os.cpu_count)": str(os.cpu_count())}
-    if hasattr(os, "sched_getaffinity"):
-        info["cores usable by this process"] = str(len(os.sched_getaffinity(0)))
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(f.readline().split()[1])
-        info["memory"] = f"{kib / 2**20:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return info
-
-
 # ---------------------------------------------------------------------------------------------------- HTML
 
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1em auto; max-width: 1500px;
        padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } p.status { margin-top: 0; font-weight: 600; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } tr:nth-child(even) td { background: #fafafa; }
@@ -267,6 +134,14 @@ img { max-width: 100%; height: auto; display: block; margin: .8em 0; }
 pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
 .note { color: #555; font-size: .9em; } .failed td { background: #fff4f4 !important; }
 details summary { cursor: pointer; color: #555; }
+details > summary > h2, details > summary > h4 { display: inline; }
+details > summary > h2 { font-size: 1.3em; } details { margin: .6em 0; }
+nav { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #ddd; padding: .4em 0;
+      font-size: .85em; }
+[id] { scroll-margin-top: 5em; }
+table.answer { font-size: .78em; } table.answer td { padding: .2em .5em; } table.answer td:nth-child(3) { font-weight: 600; }
+table.answer tr.regime th { background: #e8eef6; text-align: left; }
+tr.flagged td:last-child { background: #fff8e1 !important; }
 """
 
 
@@ -308,7 +183,7 @@ def _failures_html(failures: pd.DataFrame) -> str:
 
 def _figure_html(path: Path, alt: str, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
+    return (f"<figure><a href='{path.name}'><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'></a>"
             f"<figcaption class='note'>{caption} (<a href='{path.name}'>{path.name}</a>)</figcaption></figure>")
 
 
@@ -322,8 +197,11 @@ FIGURES = {
     "ranks": "ranks.png",
     "quality_cost": "quality_vs_cost.png",
     "subset_value": "subset_value.png",
+    "subset_value_all": "subset_value_all.png",
     "removal": "removal_curves.png",
+    "removal_all": "removal_curves_all.png",
     "detection_curves": "detection_curves.png",
+    "detection_curves_all": "detection_curves_all.png",
     "mislabel_auc": "mislabel_auc.png",
     "cost": "cost.png",
     "cost_vs_size": "cost_vs_train_size.png",
@@ -331,10 +209,13 @@ FIGURES = {
 
 
 def quality_cost_points(cells: pd.DataFrame, budgets: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method): the subset-value area (mean, 95 % CI) and the median fit seconds."""
+    """Per (setting, method): the subset-value area (mean, 95 % CI), the median fit CPU seconds and, where the run
+    timed one, the median CPU seconds of one learner fit on the setting's train split (``fit_s``)."""
     ok = cells[cells.status == "ok"]
-    seconds = ok.groupby(["setting", "method"], sort=False).wall_s.median().rename("seconds")
+    seconds = ok.groupby(["setting", "method"], sort=False).cpu_s.median().rename("seconds")
+    one_fit = ok.assign(fit_s=ok.record.map(lambda r: r.get("learner_fit_cpu_s")).astype(float))
     points = stats.area_summary(budgets).join(seconds, on=["setting", "method"])
+    points = points.join(one_fit.groupby("setting", sort=False).fit_s.median(), on="setting")
     return points.dropna(subset=["area", "seconds"])
 
 
@@ -346,36 +227,35 @@ def rank_figure_name(regime: str, several: bool) -> str:
     return f"ranks-{'-'.join(filter(None, slug.split('-')))}.png"
 
 
-def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame, run_dir: Path,
-                   ranks: dict[str, stats.RankAnalysis] | None = None) -> dict[str, Path]:
+def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.DataFrame, removal: pd.DataFrame,
+                   run_dir: Path, ranks: dict[str, stats.RankAnalysis] | None = None) -> dict[str, Path]:
     """Write every figure the data supports; return {figure id: PNG path} (rank figures: ``ranks:<regime>``)."""
     families = dict(zip(cells.method, cells.family))
     palette = plots.method_palette(list(cells.method), families)
-    ok = cells[cells.status == "ok"]
+    ok = cells[cells.status == OK]
     out: dict[str, Path] = {}
     for regime, analysis in (ranks or {}).items():
         if analysis.result is not None:
             name = rank_figure_name(regime, len(ranks) > 1)
             key = f"ranks:{regime}" if len(ranks) > 1 else "ranks"
-            out[key] = plots.rank_figure(analysis, run_dir / name, regime if len(ranks) > 1 else "")
+            out[key] = plots.rank_figure(analysis, run_dir / name, regime if len(ranks) > 1 else "", families)
     if not budgets.empty:
         points = quality_cost_points(cells, budgets)
         if not points.empty:
             out["quality_cost"] = plots.quality_cost_figure(points, palette, run_dir / FIGURES["quality_cost"],
                                                             families)
-        out["subset_value"] = plots.subset_value_figure(budgets, palette, run_dir / FIGURES["subset_value"], families)
-    removal = removal_rows(cells)
-    if not removal.empty:
-        out["removal"] = plots.removal_figure(removal, palette, run_dir / FIGURES["removal"], families)
-    if not detection.empty:
-        out["detection_curves"] = plots.detection_figure(detection, palette, run_dir / FIGURES["detection_curves"],
-                                                         families)
+    curves = [("subset_value", plots.subset_value_figure, budgets), ("removal", plots.removal_figure, removal),
+              ("detection_curves", plots.detection_figure, detection)]
+    for key, draw, frame in curves:  # the default panels, and every method in a figure of its own
+        if not frame.empty:
+            out[key] = draw(frame, palette, run_dir / FIGURES[key], families)
+            out[f"{key}_all"] = draw(frame, palette, run_dir / FIGURES[f"{key}_all"], families, all_methods=True)
     if ok.mislabel_auc.notna().any():  # columns: the settings with flipped labels (clean ones have nothing to detect)
         noisy = cells[cells.setting.isin(cells.setting[cells.noise_rate.fillna(0) > 0])]
         out["mislabel_auc"] = plots.auc_heatmap(noisy, run_dir / FIGURES["mislabel_auc"])
-    if ok.wall_s.notna().any():
-        out["cost"] = plots.cost_figure(ok, palette, run_dir / FIGURES["cost"], families)
-    sizes = ok.dropna(subset=["n_train", "wall_s"]).groupby("dataset").n_train.nunique()
+    if ok.cpu_s.notna().any():
+        out["cost"] = plots.cost_figure(cells, palette, run_dir / FIGURES["cost"], families)
+    sizes = ok.dropna(subset=["n_train", "cpu_s"]).groupby("dataset").n_train.nunique()
     swept = list(sizes[sizes > 1].index)
     if swept:
         out["cost_vs_size"] = plots.cost_vs_size_figure(ok[ok.dataset.isin(swept)], palette,
@@ -383,40 +263,40 @@ def render_figures(cells: pd.DataFrame, budgets: pd.DataFrame, detection: pd.Dat
     return out
 
 
-def render_report(run_dir: str | Path) -> Path:
-    """Write ``index.html``, its PNG figures, ``summary.md`` and ``results.csv`` into ``run_dir``; return the HTML path."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"run directory {run_dir} does not exist")
-    records = load_records(run_dir)
-    config_path = run_dir / "config.json"
-    config_text = config_path.read_text() if config_path.exists() else None
-    config = json.loads(config_text) if config_text else None
-    write_summary(run_dir)
+def render_report(run_dir: str | Path, report: Report | None = None) -> Path:
+    """Write ``summary.md``, ``results.csv``, the PNG figures and ``index.html`` into ``run_dir`` from ``report``
+    (built from ``run_dir`` when not given); return the HTML path."""
+    report = report or build_report(run_dir)
+    run_dir = report.frames.run_dir
+    write_summary(report)
     for stale in [*FIGURES.values(), *(p.name for p in run_dir.glob("ranks-*.png"))]:
         (run_dir / stale).unlink(missing_ok=True)  # a rerender must not show figures the data no longer supports
-
-    cells = label_cells(records, config)
-    if cells.empty:
-        sections = ["<p>No results yet: <code>results.jsonl</code> has no complete record.</p>"]
+    frames = report.frames
+    cells = frames.cells
+    if cells.empty or frames.budgets.empty:
+        why = ("<code>results.jsonl</code> has no complete record" if cells.empty
+               else "no cell succeeded, so there is nothing to compare")
+        body = [f"<p>No results yet: {why}.</p>", _details("failures", "Cells that did not succeed",
+                                                          _failures_html(failures_table(cells)) if len(cells) else "")]
     else:
-        budgets, detection = budget_rows(cells), detection_rows(cells)
-        ranks = stats.rank_analyses(budgets) if not budgets.empty else None
-        figures = render_figures(cells, budgets, detection, run_dir, ranks)
-        sections = _verdict_sections(cells, budgets, ranks, figures) + _sections(cells, budgets, figures)
-    sections += _provenance(config_text, cells)
-
-    n_ok = int((cells.status == "ok").sum()) if not cells.empty else 0
-    n_failed = len(cells) - n_ok
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>valbench: {html.escape(run_dir.name)}"
-            f"</title><style>{CSS}</style></head><body><h1>valbench report: {html.escape(run_dir.resolve().name)}</h1>"
-            f"<p>{n_ok} cells ok, {n_failed} failed. Generated {generated}. "
-            "Also here: <a href='summary.md'>summary.md</a>, <a href='results.csv'>results.csv</a> "
+        figures = render_figures(cells, frames.budgets, frames.detection, frames.removal, run_dir,
+                                 report.verdict.ranks)
+        body = [_answer_html(report)] + _verdict_html(report) + _figure_sections(report, figures) + [
+            _details("results", "All results", "<p class='note'>Test accuracy of the learner retrained on the "
+                     "top-k subset, mean ± standard error over seeds ((n=1): one seed, no error); area: the "
+                     "judged metric's, with its 95 % interval; seeds: ok cells of the seeds the grid asks for.</p>"
+                     + _table_html(results_table(frames))),
+            _details("failures", "Cells that did not succeed", _failures_html(failures_table(cells)))]
+    body += _provenance(report)
+    kind = frames.grid.kind
+    title = html.escape(f"valbench report: {report.name}" + (f" ({kind})" if kind else ""))
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(report.name)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{title}</h1>"
+            f"<p class='status'>{html.escape(frames.grid.line())}</p>{_nav()}" + "".join(body)
+            + (f"<p class='note'>Run note: {html.escape(frames.grid.note)}</p>" if frames.grid.note else "")
+            + "<p class='note'>Also here: <a href='summary.md'>summary.md</a>, <a href='results.csv'>results.csv</a> "
             "(one row per cell and budget), <a href='results.jsonl'>results.jsonl</a> (raw records).</p>"
-            "<p class='note'>Tables: mean ± standard error over seeds. Figures: mean and 95% confidence "
-            "interval (Student t) over seeds.</p>"
-            + _contents() + "".join(sections) + "</body></html>\n")
+            f"<script>{OPEN_TARGET}</script></body></html>\n")
     target = run_dir / INDEX
     tmp = run_dir / (INDEX + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -424,49 +304,61 @@ def render_report(run_dir: str | Path) -> Path:
     return target
 
 
-def _contents() -> str:
-    items = [("verdict", "Verdict"), ("ranks", "Ranks"), ("quality-cost", "Quality vs cost"), ("value", "Subset value"),
-             ("removal", "Point removal"), ("detection", "Mislabel detection"), ("cost", "Cost"),
-             ("ranking", "Ranking per metric"), ("failures", "Failed cells"), ("config", "Configuration"),
-             ("environment", "Environment")]
-    return "<nav><p>" + " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in items) + "</p></nav>"
+# a link to a section inside a closed <details> opens it (and its parents), so the navigation always lands
+OPEN_TARGET = ("function openTarget(){var t=document.getElementById(decodeURIComponent(location.hash.slice(1)));"
+               "for(;t;t=t.parentElement){if(t.tagName==='DETAILS'){t.open=true;}}}"
+               "window.addEventListener('hashchange',openTarget);openTarget();")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+def _details(anchor: str, title: str, body: str, level: int = 2, open_: bool = False) -> str:
+    return (f"<details id='{anchor}'{' open' if open_ else ''}><summary><h{level}>{html.escape(title)}</h{level}>"
+            f"</summary>{body}</details>")
+
+
+SECTIONS = [("answer", "Answer"), ("verdict", "Per dataset"), ("ranks", "Ranks"), ("quality-cost", "Quality vs cost"),
+            ("value", "Subset value"), ("removal", "Point removal"), ("detection", "Mislabel detection"),
+            ("cost", "Cost"), ("ranking", "Ranking per metric"), ("results", "All results"),
+            ("failures", "Failed cells"), ("config", "Configuration"), ("environment", "Environment")]
+
+
+def _nav() -> str:
+    """The navigation bar of the sections; it stays at the top of the window (the answer table links each
+    regime x dataset to its details)."""
+    return "<nav>" + " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in SECTIONS) + "</nav>"
+
+
+def _answer_html(report: Report) -> str:
+    """The one-screen answer: a heading row per regime, a row per dataset linking to its details."""
+    table = answer_table(report.verdict)
+    columns = [c for c in table.columns if c != "regime"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows, regime = [], None
+    for setting, row in table.iterrows():
+        if row["regime"] != regime:
+            regime = row["regime"]
+            rows.append(f"<tr class='regime'><th colspan='{len(columns)}'>{html.escape(regime.capitalize())}</th></tr>")
+        cells = [f"<td><a href='#d-{_slug(setting)}'>{html.escape(row[c])}</a></td>" if c == "dataset"
+                 else f"<td>{html.escape(str(row[c]))}</td>" for c in columns]
+        rows.append(f"<tr{' class=flagged' if row['flags'] != '-' else ''}>" + "".join(cells) + "</tr>")
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>"
+                    for n in footnotes(report.verdict, report.frames.derived))
+    return (f"<section id='answer'><table class='answer'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            "</tbody></table>" + notes + "<p class='note'>Per regime and dataset: the entry with the highest area "
+            "under the subset-value curve of the judged metric (exact ties: the cheaper in learner fits, then the "
+            "name), its gain over random paired over seeds (no interval below two seeds), its cost in learner fits "
+            "on the full train split, and the cheapest entry within one point of it, random included.</p></section>")
+
+
+def _all_link(figures: dict[str, Path], key: str) -> str:
+    return f"<a href='{figures[key].name}'>{figures[key].name}</a>" if key in figures else "not drawn"
 
 
 def _fig(figures: dict[str, Path], key: str, alt: str, caption: str) -> str:
     return _figure_html(figures[key], alt, caption) if key in figures else f"<p class='note'>No data for {alt}.</p>"
-
-
-def _verdict_sections(cells: pd.DataFrame, budgets: pd.DataFrame, ranks: dict[str, stats.RankAnalysis] | None,
-                      figures: dict[str, Path]) -> list[str]:
-    """What the page says first: the verdict per regime and dataset, the rank diagrams, quality against cost."""
-    out = ["<h2 id='verdict'>Verdict</h2>"]
-    if budgets.empty:
-        out.append("<p class='note'>No successful cell: nothing to compare.</p>")
-    else:
-        out += _verdict_html(cells, budgets)
-    out.append("<h2 id='ranks'>Ranks across datasets and budgets</h2>")
-    several = ranks is not None and len(ranks) > 1
-    if several:
-        out.append("<p class='note'>Ranked separately per regime (clean labels, each noise rate, each learner): "
-                   "a method that wins only by dropping flipped labels shows it here.</p>")
-    for regime, analysis in (ranks or {"": None}).items():
-        if several:
-            out.append(f"<h3>{html.escape(regime)}</h3>")
-        if analysis is None or analysis.result is None:
-            out.append(f"<p class='note'>No rank test: {html.escape(analysis.reason if analysis else 'no budgets')}.</p>")
-            continue
-        dropped = (f" Left out because they did not run on every dataset: {html.escape(', '.join(analysis.dropped))}."
-                   if analysis.dropped else "") + html.escape(_over_cap_note(cells))
-        out.append(_fig(figures, f"ranks:{regime}" if several else "ranks", "critical-difference diagram",
-                        "Methods ranked by mean test accuracy over seeds in each (dataset x budget) block, 1 = best; "
-                        "Friedman test with the Nemenyi critical difference (autorank; Demšar 2006). Methods joined "
-                        "by a bar are not significantly different." + dropped))
-    out += ["<h2 id='quality-cost'>Quality vs cost</h2>",
-            _fig(figures, "quality_cost", "quality vs cost",
-                 "Area under the subset-value curve (mean accuracy over the budgets, 95 % CI over seeds) against "
-                 "the median fit seconds, log scale. Dashed, outlined: the Pareto front (no method is both cheaper "
-                 "and better).")]
-    return out
 
 
 def _over_cap_note(cells: pd.DataFrame) -> str:
@@ -479,102 +371,129 @@ def _over_cap_note(cells: pd.DataFrame) -> str:
     return f" Over the cap of learner fits per method fit (no result, marked 'over cap' in the tables): {listed}."
 
 
-def _verdict_html(cells: pd.DataFrame, budgets: pd.DataFrame) -> list[str]:
-    """Per regime, per dataset: the best per budget with its ties, the best of each family, then the attribution
-    (hostcp-fl vs pipelines, cleaning vs selection) and the mislabel-detection ranking of the regime."""
-    result = stats.verdict(budgets, cells)
-    families = dict(zip(cells.method, cells.family))
-    bests = stats.family_bests(budgets, families)
-    identities = Labels(list(cells.record)).identities(list(cells.record))
-    attributions = {a.setting: a for a in stats.attribution(budgets, identities)}
-    ranking = stats.detection_ranking(cells)
-    sentences = stats.near_best_lines(result)
-    tables = stats.verdict_tables(result)
-    out = ["<p class='note'>Given separately for clean labels, for each noise rate and for each learner. Per "
-           "dataset: the method with the highest mean test accuracy at each budget (references such as random "
-           "excluded), the methods tied with it (their paired difference to the best over seeds has a 95 % t "
-           "interval reaching 0), and the best's gain over random in accuracy points; then the best entry of each "
-           "family with its paired difference to the best overall. Area: the mean accuracy over the budget range "
-           "(trapezoid); the cheapest method within one point of the best area is the choice when fit time "
-           "matters.</p>"]
-    regimes = stats.regime_of(cells)
-    order = stats.ordered_regimes(regimes[s] for s in tables)
-    head = "h4" if len(order) > 1 else "h3"  # several regimes: a heading per regime, the datasets under it
-    for regime in order:
-        if len(order) > 1:
-            out.append(f"<h3>{html.escape(regime.capitalize())}</h3>")
-        settings = [s for s in tables if regimes[s] == regime]
-        for setting in settings:
-            out += [f"<{head}>{html.escape(setting)}</{head}>", f"<p>{html.escape(sentences.get(setting, ''))}</p>",
-                    _table_html(tables[setting], "verdict"),
-                    _table_html(stats.family_best_table(bests[bests.setting == setting]), "verdict")]
-        here = [attributions[s] for s in settings if s in attributions]
+def _verdict_html(report: Report) -> list[str]:
+    """Per regime and dataset, each in its own collapsible section: the verdict sentence, every entry with its
+    seeds and cost, the best per budget, the best of each family; per regime the attribution and detection."""
+    verdict = report.verdict
+    regimes = verdict.regimes()
+    parts = []
+    for regime in regimes:
+        settings = verdict.in_regime(regime)
+        if len(regimes) > 1:
+            parts.append(f"<h3>{html.escape(regime.capitalize())}</h3>")
+        for s in settings:
+            body = [f"<p>{html.escape(headline(s))}</p>"]
+            if s.metric_note:
+                body.append(f"<p class='note'>Judged on accuracy: {html.escape(s.metric_note)}.</p>")
+            body += [_table_html(entries_table(s)), _table_html(budget_table(s))]
+            rows = report.family_bests
+            if not rows.empty:
+                body.append(_table_html(family_best_table(rows[rows.setting == s.setting])))
+            parts.append(_details(f"d-{_slug(s.setting)}", s.setting, "".join(body), level=4))
+        here = [report.attributions[s.setting] for s in settings if s.setting in report.attributions]
         if here:
-            out += ["<p class='note'>Where the win comes from (subset-value area, paired over seeds, in points; "
-                    "wins/loses: the 95 % interval excludes 0). The best pipeline and its detector are picked on "
-                    "this data, which favours them.</p>", _table_html(stats.attribution_table(here))]
-        detection = stats.detection_table(ranking[ranking.setting.isin(settings)])
+            parts += ["<p class='note'>Where the win comes from (subset-value area, paired over seeds, in points; "
+                      "wins/loses: the 95 % interval excludes 0; not tested below two paired seeds). The best "
+                      "pipeline and its detector are picked on this data, which favours them.</p>",
+                      _table_html(attribution_table(here))]
+        detection = detection_table(report.detection[report.detection.setting.isin([s.setting for s in settings])])
         if not detection.empty:
-            out += ["<p class='note'>Mislabel detection: ROC-AUC (suspicion = −value) / 2-means F1 and the rank "
-                    "by AUC among every method of the run (pipelines left out: their scores are their "
-                    "detector's).</p>", _table_html(detection)]
-        elif regime.startswith("clean"):
-            out.append("<p class='note'>Clean labels: no flipped label, so no mislabel detection to rank.</p>")
-    return out
+            parts += ["<p class='note'>Mislabel detection: ROC-AUC (suspicion = −value) / 2-means F1 and the rank "
+                      "by AUC among every method of the run (pipelines left out: their scores are their "
+                      "detector's).</p>", _table_html(detection)]
+    intro = ("<p class='note'>Open a dataset for its details: every entry with the seeds it rests on (flagged where "
+             "fewer than the grid asks for) and its cost; per budget the best by the same rule, its exact ties, the "
+             "entries the data cannot separate from it (paired 95 % interval of the difference reaching 0) and its "
+             "difference to random; the best of each family with its paired difference to the best.</p>")
+    return [_details("verdict", "Per dataset", intro + "".join(parts), open_=True)]
 
 
-def _sections(cells: pd.DataFrame, budgets: pd.DataFrame, figures: dict[str, Path]) -> list[str]:
+def _figure_sections(report: Report, figures: dict[str, Path]) -> list[str]:
+    """The rank test, quality against cost and the detailed figures and tables, each collapsible."""
+    cells, budgets = report.frames.cells, report.frames.budgets
+    ranks = report.verdict.ranks
+    several = len(ranks) > 1
+    rank_parts = ["<p class='note'>Friedman test with the Nemenyi critical difference (autorank; Demšar 2006), "
+                  f"within each regime. Blocks: one per {stats.BLOCKS} of the regime, scored by the area under the "
+                  "subset-value curve of the judged metric; budgets of one dataset and seed are the same subsets "
+                  "growing, so they are one block. Methods joined by a bar are not significantly different.</p>"]
+    for regime, analysis in ranks.items():
+        if several:
+            rank_parts.append(f"<h3>{html.escape(regime)}</h3>")
+        if analysis.result is None:
+            rank_parts.append(f"<p class='note'>No rank test: {html.escape(analysis.reason)}.</p>")
+            continue
+        dropped = (f" Left out because they miss blocks the others have: {', '.join(analysis.dropped)}."
+                   if analysis.dropped else "")
+        rank_parts.append(_fig(figures, f"ranks:{regime}" if several else "ranks", "critical-difference diagram",
+                               html.escape(f"{analysis.blocks}; Friedman p = {analysis.result.pvalue:.2g}.{dropped}"
+                                           + _over_cap_note(cells))))
+
     def fig(key: str, alt: str, caption: str) -> str:
         return _fig(figures, key, alt, caption)
 
     return [
-        "<h2 id='value'>1. Subset value</h2>",
-        fig("subset_value", "subset value curves",
+        _details("ranks", "Ranks across datasets and seeds", "".join(rank_parts)),
+        _details("quality-cost", "Quality vs cost", fig(
+            "quality_cost", "quality vs cost", "Area under the subset-value curve of the judged metric (95 % CI "
+            "over seeds) against the median fit CPU seconds, log scale (top axis: learner fits, where the run timed "
+            "one). Dashed, outlined: the Pareto front (no method is both cheaper and better; references excluded). "
+            "Dotted: random, which fits nothing. Hollow: references (oracle-greedy reads the validation labels)."
+            + html.escape(_over_cap_note(cells)))),
+        _details("value", "Subset value", fig(
+            "subset_value", "subset value curves",
             "Test accuracy of the learner retrained on the budget's highest-valued train points (or the method's "
-            "own subset). Bold with a 95 % band: each family's best in the panel; faded: the others. Dashed: the "
-            "learner trained on all (noisy) train data." + html.escape(_over_cap_note(cells))),
-        _table_html(value_table(cells, budgets)),
-        "<h2 id='removal'>2. Point removal</h2>",
-        fig("removal", "point removal curves",
+            f"own subset), mean with a 95 % band: random, each family's best and the top {plots.TOP_METHODS} in the "
+            "panel, labelled on their lines. Dashed: the learner trained on all (noisy) train data. Every method: "
+            f"{_all_link(figures, 'subset_value_all')}." + html.escape(_over_cap_note(cells)))),
+        _details("removal", "Point removal", fig(
+            "removal", "point removal curves",
             "Test accuracy after removing the highest-valued 5 ... 50 % of the train split and retraining "
             "(OpenDataVal's remove-high task, pyDVL's point removal): a steeper drop means the values found the "
-            "points that matter. Set selectors are ranked by their scores. Bold: each family's best."),
-        "<h2 id='detection'>3. Mislabel detection</h2>",
-        fig("detection_curves", "detection curves",
+            "points that matter. Set selectors are ranked by their scores. Random, each family's best and the top "
+            f"{plots.TOP_METHODS}; every method: {_all_link(figures, 'removal_all')}.")),
+        _details("detection", "Mislabel detection", fig(
+            "detection_curves", "detection curves",
             "Inspecting train points from the lowest value up: the fraction of flipped labels found. Dotted: a "
-            "random order; dashed: a perfect detector."),
-        fig("mislabel_auc", "mislabel ROC-AUC heat map",
-            "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
-            "cell; n/a: no flipped labels to detect. The table in section 1 also gives the F1 of OpenDataVal's "
-            "2-means split (the lower cluster of values called flipped)."),
-        "<h2 id='cost'>4. Cost</h2>",
-        fig("cost", "wall-clock time per method and dataset",
-            f"Wall-clock seconds of the method's fit, log scale (times below {plots.MIN_SECONDS:g} s are drawn "
-            "at that floor)."),
-        (fig("cost_vs_size", "time vs train size", "Wall-clock seconds vs train-set size where the run varied it.")
-         if "cost_vs_size" in figures else "<p class='note'>The run did not vary any dataset's train size.</p>"),
-        _table_html(cost_table(cells)),
-        "<h2 id='ranking'>5. Ranking per metric</h2>",
-        "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets the "
-        "number of datasets ranked). Subset value: accuracy averaged over budgets; time: lower is better.</p>",
-        _table_html(ranking_table(cells, budgets)),
-        "<h2 id='failures'>6. Failed cells</h2>",
-        _failures_html(failures_table(cells)),
+            f"random order; dashed: a perfect detector. Every method: {_all_link(figures, 'detection_curves_all')}.")
+            + fig("mislabel_auc", "mislabel ROC-AUC heat map",
+                  "ROC-AUC of flipped-label detection with suspicion = −value; 0.5 is chance. failed: no successful "
+                  "cell; n/a: no flipped labels to detect. The results table also gives the F1 of OpenDataVal's "
+                  "2-means split (the lower cluster of values called flipped).")),
+        _details("cost", "Cost", fig(
+            "cost", "fit CPU seconds and learner fits per method and dataset",
+            "CPU seconds of the method's fit (median over seeds) and, where the run timed one learner fit, the same "
+            "in learner fits: the cap's unit. Over-cap methods are hatched at the cap they passed.")
+            + (fig("cost_vs_size", "time vs train size", "Fit CPU seconds vs train-set size where the run varied it.")
+               if "cost_vs_size" in figures
+               else "<p class='note'>The run did not vary any dataset's train size.</p>")
+            + _table_html(cost_table(cells))),
+        _details("ranking", "Ranking per metric",
+                 "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets "
+                 "the number of datasets ranked). Subset value: the judged metric's area over the budgets; time: "
+                 "lower is better.</p>" + _table_html(ranking_table(cells, budgets))),
     ]
 
 
-def _provenance(config_text: str | None, cells: pd.DataFrame) -> list[str]:
-    hosts = sorted({str(r.get("host")) for r in cells["record"] if r.get("host")}) if not cells.empty else []
-    machine_info = machine()
-    if hosts:
-        machine_info["hosts that ran cells"] = ", ".join(hosts)
-    config_text = config_text if config_text is not None else "(no config.json in the run directory)"
+def _provenance(report: Report) -> list[str]:
+    """The config as the run wrote it, and the code behind the cells: commits (dirty or not) and hosts."""
+    frames = report.frames
+    cells = frames.cells
+    config_text = frames.config_text if frames.config_text is not None else "(no config.json in the run directory)"
+    if len(cells):
+        commits = cells.assign(commit=cells.commit.fillna("not recorded"),
+                               dirty=cells.dirty.map({True: "yes", False: "no"}).fillna("not recorded"))
+        commit_table = commits.groupby(["commit", "dirty"], sort=False).size().rename("cells").reset_index()
+        hosts = ", ".join(sorted({str(h) for h in (r.get("host") for r in cells.record) if h})) or "not recorded"
+    else:
+        commit_table, hosts = pd.DataFrame(), "-"
     return [
-        "<h2 id='config'>7. Configuration</h2><p class='note'>config.json exactly as the run wrote it.</p>",
-        f"<pre>{html.escape(config_text)}</pre>",
-        "<h2 id='environment'>8. Environment</h2>",
-        "<p class='note'>Package versions and machine where this report was rendered "
-        f"(Python at {html.escape(sys.executable)}).</p>",
-        "<div style='display:flex; gap:2em; flex-wrap:wrap'>", _dict_table(package_versions()),
-        _dict_table(machine_info), "</div>",
+        _details("config", "Configuration", "<p class='note'>config.json exactly as the run wrote it.</p>"
+                 f"<pre>{html.escape(config_text)}</pre>"),
+        _details("environment", "Environment",
+                 "<p class='note'>The code behind the cells: the git commit each cell recorded (dirty: uncommitted "
+                 "changes in tracked files; cells of older runs did not record one) and the hosts that ran them.</p>"
+                 + _table_html(commit_table) + f"<p>Hosts: {html.escape(hosts)}</p>"
+                 "<p class='note'>Package versions where this report was rendered (cells do not record theirs).</p>"
+                 + _dict_table(package_versions())),
     ]

@@ -1,122 +1,106 @@
-"""The plain summary of a run: the verdict, then a markdown table per dataset and method (``summary.md``).
+"""``summary.md`` and ``results.csv`` of a run, rendered from its :class:`valbench.report.build.Report`.
 
-Rows are labelled by :mod:`valbench.report.labels`, so each variant of a method (``loo (utility=accuracy)``) is its
-own row; ``results.csv`` holds one row per cell and budget with the same labels.
+``summary.md`` opens with the run's status (a partial run says so on its first line) and the one-screen answer,
+then per regime and dataset the verdict sentence, every entry with its seeds and cost, the best per budget,
+the best of each family, where the win comes from and the mislabel-detection ranking; then the rank test
+with its blocks, the full results table (one row per dataset and method variant) and the cells that did not
+succeed. ``results.csv`` holds one row per cell and budget with the same labels.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
-from valbench.report.frame import budgets_frame, cells_frame, load_records
-from valbench.report.labels import Labels
-from valbench.report.stats import (area_summary, attribution, attribution_table, detection_ranking, detection_table,
-                            family_best_table, family_bests, near_best_lines, ordered_regimes, regime_of, verdict, verdict_tables)
+from valbench.report.build import Report
+from valbench.report.frame import OK
+from valbench.report.stats import attribution_table, detection_table, family_best_table
+from valbench.report.tables import answer_table, budget_table, entries_table, footnotes, headline, results_table
 
 
-def _mean_se(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "-"
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {se:.3f}"
+def _table(frame) -> str:
+    return frame.to_markdown(index=False) if not frame.empty else "(nothing to show)"
 
 
-def summary_table(records: list[dict]) -> pd.DataFrame:
-    """Rows (dataset, method); columns: accuracy at each budget and on all data, the subset-value area,
-    mislabel AUC and 2-means F1, median fit seconds, failed cells."""
-    cells = cells_frame(records)
-    ok = cells[cells.status == "ok"]
-    budgets = budgets_frame(records)
-    keys = ["setting", "method"]
-    table = budgets.pivot_table(index=keys, columns="budget", values="accuracy", aggfunc=_mean_se)
-    table.columns = [f"acc@{b:g}" for b in table.columns]
-    by_cell = ok.groupby(keys)
-    table = table.join(by_cell.full_accuracy.apply(_mean_se).rename("acc@full"), how="outer")
-    if not budgets.empty:
-        areas = area_summary(budgets).set_index(keys)
-        table = table.join((areas.area.map("{:.3f}".format) + " ± " + ((areas.high - areas.low) / 2).map(
-            "{:.3f}".format)).rename("area (95% CI)"), how="outer")
-    table = table.join(by_cell.mislabel_auc.apply(_mean_se).rename("mislabel AUC"), how="outer")
-    table = table.join(by_cell.kmeans_f1.apply(_mean_se).rename("2-means F1"), how="outer")
-    table = table.join(by_cell.wall_s.median().map("{:.2f}".format).rename("fit s (median)"), how="outer")
-    failed = cells[cells.status != "ok"].groupby(keys).size().rename("failed")
-    table = table.join(failed, how="outer").fillna({"failed": 0}).astype({"failed": int})
-    table.index = table.index.set_names(["dataset", "method"])
-    return table.astype(object).fillna("-")
-
-
-def verdict_markdown(records: list[dict]) -> list[str]:
-    """The verdict as markdown lines, per regime (clean labels, each noise rate, each learner) and dataset: the
-    best method at each budget, the best of each family, the cheap near-best; then where the win comes from
-    (hostcp-fl vs pipelines, cleaning vs selection) and the mislabel-detection ranking of the regime."""
-    budgets = budgets_frame(records)
-    if budgets.empty:
-        return []
-    cells = cells_frame(records)
-    result = verdict(budgets, cells)
-    families = dict(zip(cells.method, cells.family))
-    bests = family_bests(budgets, families)
-    labels = Labels(records)
-    attributions = {a.setting: a for a in attribution(budgets, labels.identities(records))}
-    ranking = detection_ranking(cells)
-    lines = ["## Verdict", "",
-             "Given separately for clean labels, each noise rate and each learner. Best method per budget (mean "
-             "test accuracy over seeds; references such as random excluded); tied: the paired difference to the "
-             "best over seeds has a 95 % t interval reaching 0. Then the best of each family with its paired "
-             "difference to the best overall, in points. Area: mean accuracy over the budget range (trapezoid).", ""]
-    sentences = near_best_lines(result)
-    tables = verdict_tables(result)
-    regimes = regime_of(cells)
-    order = ordered_regimes(regimes[s] for s in tables)
-    head = "####" if len(order) > 1 else "###"  # several regimes: a heading per regime, the datasets under it
-    for regime in order:
-        settings = [s for s in tables if regimes[s] == regime]
-        if len(order) > 1:
+def verdict_markdown(report: Report) -> list[str]:
+    """The details per regime and dataset, as markdown lines."""
+    verdict = report.verdict
+    lines = ["## Verdict per dataset", "",
+             "Per regime (clean labels, each noise rate, each learner) and dataset: the entry with the highest "
+             "area under the subset-value curve of the judged metric (mean over the seeds it shares with random); "
+             "exact ties go to the cheaper entry in learner fits, then the name; random competes for the cheapest "
+             "entry within one point. Intervals: paired over seeds, 95 % t; none below two paired seeds.", ""]
+    regimes = verdict.regimes()
+    head = "####" if len(regimes) > 1 else "###"
+    for regime in regimes:
+        settings = verdict.in_regime(regime)
+        if len(regimes) > 1:
             lines += [f"### {regime.capitalize()}", ""]
-        for setting in settings:
-            lines += [f"{head} {setting}", "", sentences.get(setting, ""), "", tables[setting].to_markdown(index=False),
-                      ""]
-            per_family = family_best_markdown(bests[bests.setting == setting])
-            if per_family:
-                lines += [per_family, ""]
-        here = [attributions[s] for s in settings if s in attributions]
+        for s in settings:
+            lines += [f"{head} {s.setting}", "", headline(s), ""]
+            if s.metric_note:
+                lines += [f"Judged on accuracy: {s.metric_note}.", ""]
+            lines += [_table(entries_table(s)), "", _table(budget_table(s)), ""]
+            rows = report.family_bests
+            if not rows.empty:
+                family = family_best_table(rows[rows.setting == s.setting])
+                if not family.empty:
+                    lines += [family.to_markdown(index=False), ""]
+        here = [report.attributions[s.setting] for s in settings if s.setting in report.attributions]
         if here:
             lines += ["Where the win comes from (subset-value area, paired over seeds, points):", "",
                       attribution_table(here).to_markdown(index=False), ""]
-        detection = detection_table(ranking[ranking.setting.isin(settings)])
+        detection = detection_table(report.detection[report.detection.setting.isin([s.setting for s in settings])])
         if not detection.empty:
             lines += ["Mislabel detection, AUC / 2-means F1 (rank by AUC among all methods of the run):", "",
                       detection.to_markdown(index=False), ""]
     return lines
 
 
-def family_best_markdown(rows: pd.DataFrame) -> str:
-    """The best of each family per budget, with its paired difference to the best overall, as a markdown table."""
-    return "" if rows.empty else family_best_table(rows).to_markdown(index=False)
+def ranks_markdown(report: Report) -> list[str]:
+    """The rank test of each regime: its blocks, and the mean ranks or why there was no test."""
+    lines = ["## Ranks", "", "Friedman test with the Nemenyi critical difference (autorank; Demšar 2006), within each "
+             "regime. One block per (dataset, seed): its area under the subset-value curve of the judged metric "
+             "(budgets of one dataset and seed are the same subsets growing, so they are one block).", ""]
+    for regime, analysis in report.verdict.ranks.items():
+        if analysis.result is None:
+            lines += [f"* {regime or 'all'}: no rank test ({analysis.reason})."]
+            continue
+        ranks = ", ".join(f"{m} {r:.2f}" for m, r in analysis.mean_ranks.items())
+        dropped = f"; left out (missing blocks): {', '.join(analysis.dropped)}" if analysis.dropped else ""
+        lines += [f"* {regime or 'all'}: {analysis.blocks}, p = {analysis.result.pvalue:.2g}{dropped}. "
+                  f"Mean ranks (1 = best): {ranks}."]
+    return lines + [""]
 
 
-def write_summary(run_dir: str | Path) -> str:
-    """Write ``summary.md`` and ``results.csv`` into ``run_dir`` and return the markdown."""
-    run_dir = Path(run_dir)
-    records = load_records(run_dir)
-    if not records:
-        return f"no results in {run_dir}"
-    cells = cells_frame(records)
-    budgets_frame(records).to_csv(run_dir / "results.csv", index=False)
-    lines = [f"# valbench summary: {run_dir.name}", "",
-             f"{(cells.status == 'ok').sum()} cells ok, {(cells.status != 'ok').sum()} failed.", "",
-             *verdict_markdown(records), "## All results", "",
-             "Test accuracy of the learner retrained on the top-k subset (mean ± standard error over seeds).", "",
-             summary_table(records).reset_index().to_markdown(index=False)]
-    failures = cells[cells.status != "ok"]
+def summary_markdown(report: Report) -> str:
+    """The whole ``summary.md``."""
+    frames = report.frames
+    cells = frames.cells
+    lines = [f"# {report.title('summary')}", ""]
+    if frames.grid.note:
+        lines += [f"Run note: {frames.grid.note}", ""]
+    lines += ["## The answer", ""]
+    table = answer_table(report.verdict)
+    lines += [_table(table) if not table.empty else "No successful cell: nothing to compare.", ""]
+    notes = footnotes(report.verdict, report.frames.derived)
+    lines += [*notes, ""] if notes else []
+    if not frames.budgets.empty:
+        lines += verdict_markdown(report) + ranks_markdown(report)
+    lines += ["## All results", "",
+              "Test accuracy of the learner retrained on the top-k subset (mean ± standard error over seeds; "
+              "(n=1): one seed, no error shown); area: the judged metric's, with its 95 % interval.", "",
+              _table(results_table(frames)) if not cells.empty else "(no cell)"]
+    failures = cells[cells.status != OK] if not cells.empty else cells
     if len(failures):
-        lines += ["", "## Failed cells", "", failures[["setting", "method", "seed", "error"]].to_markdown(index=False)]
-    text = "\n".join(lines) + "\n"
+        lines += ["", "## Cells that did not succeed", "",
+                  failures[["setting", "method", "seed", "status", "error"]].to_markdown(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(report: Report) -> str:
+    """Write ``summary.md`` and ``results.csv`` into the run directory and return the markdown."""
+    run_dir = report.frames.run_dir
+    report.frames.budgets.to_csv(run_dir / "results.csv", index=False)
+    text = summary_markdown(report)
     tmp = run_dir / "summary.md.tmp"
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(run_dir / "summary.md")
     return text

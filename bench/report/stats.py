@@ -1,25 +1,31 @@
-"""Statistics of a run: paired differences to ``random``, the area under the subset-value curve, ranks, verdict.
+"""Statistics of a run, numbers only: paired differences, the area under the subset-value curve, ranks.
 
-All inputs are tidy frames labelled by :mod:`valbench.report.labels` (``setting``, ``method``, ``seed``, ...), so every
-variant of a method is its own entry. Seeds pair the comparisons: within a setting and seed every method
-sees the same split, noise and learner, so a difference is taken per seed before it is averaged.
+All inputs are tidy frames of :mod:`valbench.report.frame` labelled by :mod:`valbench.report.labels`
+(``setting``, ``method``, ``seed``, ...), so every variant of a method is its own entry. The value compared is
+the column ``score``: the setting's judged metric (accuracy, or balanced accuracy on imbalanced data; see
+:func:`valbench.metrics.judged_metric`). Seeds pair the comparisons: within a setting and seed every method sees
+the same split, noise and learner, so a difference is taken per seed, on the seeds both sides have, before it
+is averaged.
 
-* :func:`mean_ci`: mean and Student-t interval over seeds, ``mean ± t_{n-1, 0.975} s / sqrt(n)``.
+* :func:`mean_ci`: mean and Student-t interval over seeds, ``mean ± t_{n-1, 0.975} s / sqrt(n)``; no interval
+  from fewer than two values (:data:`MIN_SEEDS`).
 * :func:`paired_differences`: per (setting, budget, method) the mean over seeds of
-  ``accuracy(method, seed) - accuracy(random, seed)`` with its t interval.
+  ``score(method, seed) - score(random, seed)`` with its t interval.
 * :func:`subset_value_area`: one number per (setting, method, seed), the area under the subset-value
   curve over the budget fractions f_1 < ... < f_m by the trapezoid rule, divided by the budget range
-  f_m - f_1: the mean accuracy over the budget range, in accuracy units (with a single budget, that accuracy).
-* :func:`rank_analysis`: ranks across (setting x budget) blocks, Friedman test and Nemenyi critical
-  difference by ``autorank`` (Demšar 2006), on the largest complete table of methods x blocks.
-* :func:`verdict`: per setting the best method at each budget, those tied with it, and the cheapest method
-  within one accuracy point of the best area.
+  f_m - f_1: the mean score over the budget range (with a single budget, that score).
+* :func:`rank_analysis`: ranks across independent blocks, one per (dataset setting, seed) of a regime, each
+  method scored by its area over the budgets; Friedman test and Nemenyi critical difference by ``autorank``
+  (Demšar 2006), on the largest complete table of methods x blocks. Budgets of one dataset and seed are the
+  same subsets growing, so they are one block, never several.
 * :func:`rank_analyses`, :func:`ordered_regimes`: the rank test within each regime (clean labels, each noise
   rate, each learner), never across them.
 * :func:`family_bests`: per setting and budget the best entry of each family, paired against the best overall.
 * :func:`attribution`: hostcp-fl against the best pipeline, and a pipeline's gain split into cleaning
   (vs its selector alone) and selection (vs the same cleaning then random), on the area paired over seeds.
 * :func:`detection_ranking`, :func:`detection_table`: mislabel AUC and 2-means F1 per noisy setting, ranked.
+
+Which entry is best, and which ties, is not decided here: :func:`valbench.report.verdict.choose` does it.
 """
 
 from __future__ import annotations
@@ -36,12 +42,15 @@ from scipy import stats as scipy_stats
 
 REFERENCE = "random"
 LEVEL = 0.95
-ONE_POINT = 0.01  # "within one point": one percentage point of test accuracy
+MIN_SEEDS = 2  # paired seeds below this: no interval, no wins / losses / ties ("1 seed: not tested")
 MIN_BLOCKS = 5  # autorank needs at least five blocks (rows)
+VALUE = "score"  # the column compared: the setting's judged metric (valbench.report.frame.budget_rows)
+BLOCKS = "(dataset, seed)"  # what one block of the rank test is, within a regime (noise rate and learner fixed)
 
 
 def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and the Student-t confidence interval of the mean; the interval collapses for a single value."""
+    """Mean and the Student-t confidence interval of the mean; the interval collapses for a single value
+    (callers say "not tested" there rather than print it: see :data:`MIN_SEEDS`)."""
     values = np.asarray(pd.Series(values).dropna(), dtype=float)
     if len(values) == 0:
         return math.nan, math.nan, math.nan
@@ -53,13 +62,13 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
 
 
 def _by_seed(budgets: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy with rows (setting, fraction, seed) and one column per method."""
-    return budgets.pivot_table(index=["setting", "fraction", "seed"], columns="method", values="accuracy",
+    """The score with rows (setting, fraction, seed) and one column per method."""
+    return budgets.pivot_table(index=["setting", "fraction", "seed"], columns="method", values=VALUE,
                                aggfunc="mean", sort=False)
 
 
 def paired_differences(budgets: pd.DataFrame, reference: str = REFERENCE, level: float = LEVEL) -> pd.DataFrame:
-    """Per (setting, fraction, method): mean over seeds of accuracy minus the reference's, with its t interval.
+    """Per (setting, fraction, method): mean over seeds of the score minus the reference's, with its t interval.
 
     Only seeds where both ran are paired; ``n`` counts them. Empty when the run has no reference method.
     """
@@ -78,18 +87,30 @@ def paired_differences(budgets: pd.DataFrame, reference: str = REFERENCE, level:
 
 
 def subset_value_area(budgets: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method, seed): trapezoid area under accuracy vs budget fraction, over the budget range.
+    """Per (setting, method, seed): trapezoid area under the score vs budget fraction, over the budget range.
 
-    area = sum_i (f_{i+1} - f_i) (a_i + a_{i+1}) / 2 / (f_m - f_1), i.e. the curve's mean accuracy.
+    area = sum_i (f_{i+1} - f_i) (a_i + a_{i+1}) / 2 / (f_m - f_1), i.e. the curve's mean score (with a single
+    budget, that score). Vectorised over all curves at once (a run has thousands); rows in first-seen order.
     """
-    rows = []
-    for (setting, method, seed), curve in budgets.groupby(["setting", "method", "seed"], sort=False):
-        curve = curve.groupby("fraction").accuracy.mean().sort_index()
-        f, a = curve.index.to_numpy(float), curve.to_numpy(float)
-        span = f[-1] - f[0]
-        area = float(np.sum(np.diff(f) * (a[1:] + a[:-1]) / 2) / span) if span > 0 else float(a.mean())
-        rows.append((setting, method, seed, area))
-    return pd.DataFrame(rows, columns=["setting", "method", "seed", "area"])
+    keys = ["setting", "method", "seed"]
+    columns = [*keys, "area"]
+    if budgets.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = budgets.groupby(keys, sort=False)
+    names = grouped.size().index
+    curve = (budgets[["fraction", VALUE]].assign(_g=grouped.ngroup().to_numpy())
+             .groupby(["_g", "fraction"], sort=True)[VALUE].mean().reset_index())
+    g, f, a = curve._g.to_numpy(), curve.fraction.to_numpy(float), curve[VALUE].to_numpy(float)
+    inside = g[1:] == g[:-1]  # consecutive points of the same curve
+    pieces = np.where(inside, np.diff(f) * (a[1:] + a[:-1]) / 2, 0.0)
+    integral = np.bincount(g[1:], weights=pieces, minlength=len(names))
+    by_curve = curve.groupby("_g")
+    span = (by_curve.fraction.max() - by_curve.fraction.min()).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area = np.where(span > 0, integral / np.where(span > 0, span, 1.0), by_curve[VALUE].mean().to_numpy())
+    frame = names.to_frame(index=False)
+    frame["area"] = area
+    return frame[columns]
 
 
 def area_summary(budgets: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
@@ -105,7 +126,7 @@ def area_summary(budgets: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
 class RankAnalysis:
     """The table autorank ranked and its result (``None`` with ``reason`` when no test was possible)."""
 
-    table: pd.DataFrame  # rows: (setting, fraction) blocks; columns: methods; mean accuracy over seeds
+    table: pd.DataFrame  # rows: (setting, seed) blocks; columns: methods; the area over the budgets
     dropped: list[str]  # methods left out because they miss blocks the others have
     result: object | None
     reason: str = ""
@@ -114,16 +135,22 @@ class RankAnalysis:
     def mean_ranks(self) -> pd.Series:
         return self.result.rankdf["meanrank"].sort_values() if self.result is not None else pd.Series(dtype=float)
 
+    @property
+    def blocks(self) -> str:
+        """What the test ranked, in words: "12 blocks (dataset, seed), 9 methods"."""
+        return f"{self.table.shape[0]} blocks {BLOCKS}, {self.table.shape[1]} methods"
+
 
 def complete_block_table(budgets: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The largest complete (blocks x methods) table of mean accuracy over seeds, and the methods dropped.
+    """The largest complete (blocks x methods) table of areas over the budgets, and the methods dropped.
 
-    A Friedman test needs every method in every block. Methods excluded from some datasets would empty
-    the table, so among the candidate block sets (the blocks each method covers) the one maximising
-    methods x blocks (then blocks) is kept, with every method that covers it.
+    A block is one (setting, seed): independent splits, noise and learner initialisations. A Friedman test needs
+    every method in every block. Methods missing from some datasets or seeds would empty the table, so among
+    the candidate block sets (the blocks each method covers) the one maximising methods x blocks (then blocks)
+    is kept, with every method that covers it.
     """
-    table = budgets.pivot_table(index=["setting", "fraction"], columns="method", values="accuracy",
-                                aggfunc="mean", sort=False)
+    table = subset_value_area(budgets).pivot_table(index=["setting", "seed"], columns="method", values="area",
+                                                   aggfunc="mean", sort=False)
     present = table.notna()
     best: tuple[int, int, list[str], pd.Index] | None = None
     for method in table.columns:
@@ -139,15 +166,15 @@ def complete_block_table(budgets: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
 
 
 def rank_analysis(budgets: pd.DataFrame, alpha: float = 0.05) -> RankAnalysis:
-    """Friedman test over (setting x budget) blocks with Nemenyi critical difference, by ``autorank``.
+    """Friedman test over (setting, seed) blocks, scored by the area, with Nemenyi critical difference (autorank).
 
-    Higher accuracy ranks first (rank 1). autorank is forced to the non-parametric path (Friedman /
-    Nemenyi): accuracies across datasets are neither normal nor homoscedastic.
+    Higher area ranks first (rank 1). autorank is forced to the non-parametric path (Friedman /
+    Nemenyi): scores across datasets are neither normal nor homoscedastic.
     """
     table, dropped = complete_block_table(budgets)
     if table.shape[1] < 2 or table.shape[0] < MIN_BLOCKS:
         return RankAnalysis(table, dropped, None, f"a rank test needs at least 2 methods in {MIN_BLOCKS} "
-                            f"(dataset x budget) blocks; this run has {table.shape[1]} in {table.shape[0]}")
+                            f"{BLOCKS} blocks; this run has {table.shape[1]} in {table.shape[0]}")
     try:
         from autorank import autorank
     except ImportError:
@@ -166,113 +193,14 @@ def rank_analysis(budgets: pd.DataFrame, alpha: float = 0.05) -> RankAnalysis:
     return RankAnalysis(table, dropped, result)
 
 
-# ---------------------------------------------------------------------------------------------------- verdict
-
-def _contenders(budgets: pd.DataFrame, families: dict[str, str]) -> list[str]:
-    """Methods a user could pick: every family but the references (random is the floor, an oracle a bound)."""
-    return [m for m in dict.fromkeys(budgets.method) if families.get(m) != "reference"]
-
-
-def best_per_budget(budgets: pd.DataFrame, families: dict[str, str], level: float = LEVEL) -> pd.DataFrame:
-    """Per (setting, fraction): the method with the highest mean accuracy, and those tied with it.
-
-    Tied: the paired difference best - other over seeds has a t interval reaching 0 (needs 2+ seeds).
-    ``vs_random``: the best's paired difference to ``random`` with its interval, when random ran.
-    """
-    wide = _by_seed(budgets)
-    contenders = [m for m in _contenders(budgets, families) if m in wide.columns]
-    rows = []
-    for (setting, fraction), block in wide.groupby(level=["setting", "fraction"], sort=False):
-        means = block[contenders].mean().dropna()
-        if means.empty:
-            continue
-        best = means.idxmax()
-        tied = []
-        for other in means.index.drop(best):
-            diff = (block[best] - block[other]).dropna()
-            if len(diff) > 1 and mean_ci(diff, level)[1] <= 0:
-                tied.append(other)
-        vs_random = (mean_ci((block[best] - block[REFERENCE]).dropna(), level)
-                     if REFERENCE in block.columns else (math.nan,) * 3)
-        rows.append({"setting": setting, "fraction": fraction, "best": best, "accuracy": means[best],
-                     "tied": sorted(tied, key=lambda m: -means[m]), "vs_random": vs_random})
-    return pd.DataFrame(rows, columns=["setting", "fraction", "best", "accuracy", "tied", "vs_random"])
-
-
-def cheapest_near_best(areas: pd.DataFrame, seconds: pd.DataFrame, families: dict[str, str],
-                       tolerance: float = ONE_POINT) -> pd.DataFrame:
-    """Per setting: the best area, and the cheapest method (median fit seconds) within ``tolerance`` of it.
-
-    ``areas``: :func:`area_summary`; ``seconds``: columns setting, method, wall_s (one row per cell).
-    """
-    median_s = seconds.groupby(["setting", "method"], sort=False).wall_s.median()
-    rows = []
-    for setting, here in areas.groupby("setting", sort=False):
-        random_area = here.area[here.method == REFERENCE]
-        here = here[here.method.map(lambda m: families.get(m) != "reference")].set_index("method")
-        if here.empty:
-            continue
-        best = here.area.idxmax()
-        near = here[here.area >= here.area[best] - tolerance].index
-        cost = {m: median_s.get((setting, m), math.nan) for m in near}
-        cheapest = min(near, key=lambda m: (math.inf if math.isnan(cost[m]) else cost[m], -here.area[m]))
-        rows.append({"setting": setting, "best": best, "best_area": here.area[best],
-                     "best_s": median_s.get((setting, best), math.nan), "cheapest": cheapest,
-                     "cheapest_area": here.area[cheapest], "cheapest_s": cost[cheapest],
-                     "random_area": random_area.iloc[0] if len(random_area) else math.nan})
-    return pd.DataFrame(rows, columns=["setting", "best", "best_area", "best_s", "cheapest", "cheapest_area",
-                                       "cheapest_s", "random_area"])
-
-
-@dataclass
-class Verdict:
-    """What the report says first: per setting and budget the best method, and the cheap near-best choice."""
-
-    per_budget: pd.DataFrame
-    near_best: pd.DataFrame
-
-
-def verdict(budgets: pd.DataFrame, cells: pd.DataFrame, level: float = LEVEL) -> Verdict:
-    """The verdict of a run from its budget rows and cell rows (both labelled; cells need family, wall_s)."""
-    ok = cells[cells.status == "ok"]
-    families = dict(zip(cells.method, cells.family))
-    return Verdict(best_per_budget(budgets, families, level),
-                   cheapest_near_best(area_summary(budgets, level), ok[["setting", "method", "wall_s"]], families))
-
-
-def interval_text(diff: tuple[float, float, float]) -> str:
+def interval_text(diff: tuple[float, float, float], n: int | None = None) -> str:
+    """``+4.8 [+2.1, +7.5]`` in points; with ``n`` below :data:`MIN_SEEDS`, the difference alone and "not tested"."""
     mean, low, high = diff
     if math.isnan(mean):
         return "-"
+    if n is not None and n < MIN_SEEDS:
+        return f"{100 * mean:+.1f} ({n} seed: not tested)"
     return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-
-
-def verdict_tables(result: Verdict) -> dict[str, pd.DataFrame]:
-    """Display tables, one per setting: budget, best (accuracy), tied with it, best vs random in points."""
-    tables = {}
-    for setting, rows in result.per_budget.groupby("setting", sort=False):
-        tables[setting] = pd.DataFrame({
-            "budget": [f"{100 * f:.3g}%" for f in rows.fraction],
-            "best method": [f"{b} ({a:.3f})" for b, a in zip(rows.best, rows.accuracy)],
-            "tied within the 95% interval": [", ".join(t) or "-" for t in rows.tied],
-            "best - random, points [95% CI]": [interval_text(d) for d in rows.vs_random],
-        })
-    return tables
-
-
-def near_best_lines(result: Verdict) -> dict[str, str]:
-    """One sentence per setting: the best area, and the cheapest method within one point of it."""
-    lines = {}
-    for row in result.near_best.itertuples():
-        line = f"best over the budgets: {row.best} (mean accuracy {row.best_area:.3f}, {row.best_s:.3g} s)"
-        if row.cheapest == row.best:
-            line += "; nothing cheaper is within one point of it"
-        else:
-            line += f"; cheapest within one point: {row.cheapest} ({row.cheapest_area:.3f}, {row.cheapest_s:.3g} s)"
-        if not math.isnan(row.random_area):
-            line += f"; random: {row.random_area:.3f}"
-        lines[row.setting] = line
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------------- attribution
@@ -310,28 +238,32 @@ def _family_position(family: str) -> tuple[int, str]:
     return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
 
 
-def family_bests(budgets: pd.DataFrame, families: dict[str, str], level: float = LEVEL) -> pd.DataFrame:
-    """Per (setting, fraction, family): the family's best entry (highest mean accuracy over seeds) and its paired
-    difference to the best entry overall (references excluded from "overall", shown as a family of their own).
+def _top(means: pd.Series) -> str:
+    """The highest mean, the label breaking exact ties: a deterministic pick among a family's members or pipelines."""
+    return min(means.index, key=lambda m: (-means[m], str(m)))
 
-    ``diff``: the mean over seeds of accuracy(family best) - accuracy(overall best), with its t interval
-    (0 for the overall best's own family).
+
+def family_bests(budgets: pd.DataFrame, families: dict[str, str], bests: dict[tuple[str, float], str],
+                 level: float = LEVEL) -> pd.DataFrame:
+    """Per (setting, fraction, family): the family's best entry (highest mean score over seeds, then its label)
+    and its paired difference to ``bests[(setting, fraction)]``, the verdict's best at that budget.
+
+    ``diff``: the mean over the paired seeds of score(family best) - score(best), with its t interval and ``n``
+    paired seeds (0 and n = the best's seeds for the best's own family). Budgets without a verdict are skipped.
     """
-    columns = ["setting", "fraction", "family", "method", "accuracy", "best", "diff"]
+    columns = ["setting", "fraction", "family", "method", "value", "best", "diff", "n"]
     wide = _by_seed(budgets)
-    contenders = [m for m in _contenders(budgets, families) if m in wide.columns]
     rows = []
     for (setting, fraction), block in wide.groupby(level=["setting", "fraction"], sort=False):
-        means = block.mean().dropna()
-        pool = means[[m for m in means.index if m in contenders]]
-        if pool.empty:
+        best = bests.get((setting, fraction))
+        if best is None:
             continue
-        best = pool.idxmax()
+        means = block.mean().dropna()
         for family in sorted(set(families[m] for m in means.index), key=_family_position):
-            members = means[[families[m] == family for m in means.index]]
-            top = members.idxmax()
-            diff = mean_ci((block[top] - block[best]).dropna(), level) if top != best else (0.0, 0.0, 0.0)
-            rows.append((setting, fraction, family, top, members[top], best, diff))
+            top = _top(means[[families[m] == family for m in means.index]])
+            paired = (block[top] - block[best]).dropna()
+            diff = mean_ci(paired, level) if top != best else (0.0, 0.0, 0.0)
+            rows.append((setting, fraction, family, top, means[top], best, diff, len(paired)))
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -341,7 +273,8 @@ def family_best_table(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     table: dict[str, dict[str, str]] = {}
     for row in rows.itertuples():
-        text = f"{row.method} ({row.accuracy:.3f})" + ("" if row.method == row.best else f" {interval_text(row.diff)}")
+        text = f"{row.method} ({row.value:.3f})" + (
+            "" if row.method == row.best else f" {interval_text(row.diff, row.n)}")
         table.setdefault(f"{100 * row.fraction:.3g}%", {})[f"best {row.family}"] = text
     frame = pd.DataFrame.from_dict(table, orient="index")
     frame.index.name = "budget"
@@ -359,13 +292,14 @@ class Attribution:
 
     ``entries``: role -> the entry playing it (``best pipeline`` -> ``pipeline (detector=enn, ...)``);
     ``areas``: the subset-value area (mean over seeds) of each entry; ``diffs``: paired differences of the
-    area over seeds (mean, low, high), named by what they measure, with the two entries compared.
+    area over seeds (mean, low, high) and the number of paired seeds, named by what they measure, with the two
+    entries compared.
     """
 
     setting: str
     entries: dict[str, str]
     areas: dict[str, float]
-    diffs: dict[str, tuple[str, str, tuple[float, float, float]]]  # name -> (left entry, right entry, interval)
+    diffs: dict[str, tuple[str, str, tuple[float, float, float], int]]  # name -> (left, right, interval, seeds)
 
 
 def _pipelines(identities: dict[str, tuple[str, dict]], labels: list[str], selector: str | None = None) -> list[str]:
@@ -398,10 +332,10 @@ def attribution(budgets: pd.DataFrame, identities: dict[str, tuple[str, dict]],
         pipes = _pipelines(identities, present)
         if not pipes or (HOSTCP_FL not in present and FACILITY_LOCATION not in present):
             continue
-        entries = {"best pipeline": means[pipes].idxmax()}
+        entries = {"best pipeline": _top(means[pipes])}
         fl_pipes = _pipelines(identities, present, FACILITY_LOCATION)
         if fl_pipes:
-            clean_fl = means[fl_pipes].idxmax()
+            clean_fl = _top(means[fl_pipes])
             entries["pipeline (·, facility-location)"] = clean_fl
             detector = identities[clean_fl][1].get("detector")
             with_random = [m for m in _pipelines(identities, present, "random")
@@ -412,11 +346,12 @@ def attribution(budgets: pd.DataFrame, identities: dict[str, tuple[str, dict]],
             if name in present:
                 entries[name] = name
 
-        def diff(left: str, right: str) -> tuple[str, str, tuple[float, float, float]] | None:
+        def diff(left: str, right: str) -> tuple[str, str, tuple[float, float, float], int] | None:
             if left not in entries or right not in entries:
                 return None
             a, b = entries[left], entries[right]
-            return a, b, mean_ci((wide[a] - wide[b]).dropna(), level)
+            paired = (wide[a] - wide[b]).dropna()
+            return a, b, mean_ci(paired, level), len(paired)
 
         diffs = {name: d for name, d in (
             ("hostcp-fl - best pipeline", diff(HOSTCP_FL, "best pipeline")),
@@ -430,10 +365,13 @@ def attribution(budgets: pd.DataFrame, identities: dict[str, tuple[str, dict]],
     return out
 
 
-def _verb(interval: tuple[float, float, float]) -> str:
+def _verb(interval: tuple[float, float, float], n: int) -> str:
+    """wins / loses (the 95 % interval excludes 0) / ties; "not tested" below :data:`MIN_SEEDS` paired seeds."""
     mean, low, high = interval
     if math.isnan(mean):
         return "?"
+    if n < MIN_SEEDS:
+        return f"{n} seed: not tested"
     if low > 0:
         return "wins"
     if high < 0:
@@ -444,8 +382,10 @@ def _verb(interval: tuple[float, float, float]) -> str:
 def attribution_line(item: Attribution) -> str:
     """One sentence: hostcp-fl against the best pipeline, then the cleaning and the selection gains."""
     parts = []
-    for name, (left, right, interval) in item.diffs.items():
-        parts.append(f"{name}: {left} vs {right} {interval_text(interval)} points ({_verb(interval)})")
+    for name, (left, right, interval, n) in item.diffs.items():
+        verb = _verb(interval, n)
+        parts.append(f"{name}: {left} vs {right} {interval_text(interval, n)} points"
+                     + ("" if n < MIN_SEEDS else f" ({verb})"))
     return "; ".join(parts) if parts else "no pipeline to compare"
 
 
@@ -453,10 +393,10 @@ def attribution_table(items: list[Attribution]) -> pd.DataFrame:
     """One row per (setting, comparison): the two entries, their areas and the paired difference in points."""
     rows = []
     for item in items:
-        for name, (left, right, interval) in item.diffs.items():
+        for name, (left, right, interval, n) in item.diffs.items():
             rows.append({"dataset": item.setting, "comparison": name, "left": f"{left} ({item.areas[left]:.3f})",
                          "right": f"{right} ({item.areas[right]:.3f})",
-                         "left - right, points [95% CI]": interval_text(interval), "verdict": _verb(interval)})
+                         "left - right, points [95% CI]": interval_text(interval, n), "verdict": _verb(interval, n)})
     return pd.DataFrame(rows, columns=["dataset", "comparison", "left", "right", "left - right, points [95% CI]",
                                        "verdict"])
 

@@ -94,3 +94,22 @@ def test_runs_hit_the_cache_across_methods_and_reruns_and_no_cache_turns_it_off(
     assert all("fit_cache" not in r for r in third.values())
     for m in ("random", "knn-shapley"):
         assert third[m]["budgets"] == first[m]["budgets"]
+
+
+def test_the_timed_full_fit_is_trained_once_per_dataset_and_learner(tmp_path, monkeypatch):
+    """The cap's full-data fit: with the cache, the first cell trains and times it, the others read both back;
+    the result is the uncached fit's, and the plain full-data entry is kept apart."""
+    from valbench.metrics import timed_full_performance
+
+    data = wine()
+    learner = logreg(data)
+    fresh, fresh_cost = timed_full_performance(data, learner)
+    cache = FitCache(tmp_path)
+    first, first_cost = timed_full_performance(data, learner, cache)
+    fits = learner.fits
+    again, again_cost = timed_full_performance(data, learner, cache)
+    assert learner.fits == fits and cache.counts() == {"hits": 1, "misses": 1}  # no second fit
+    assert first == again == fresh and set(fresh) >= {"accuracy", "loss", "balanced_accuracy"}
+    assert again_cost == first_cost and first_cost.cpu_s > 0 and fresh_cost.cpu_s > 0
+    assert performance(data, learner, cache=cache) == fresh  # the plain entry: a miss of its own, same result
+    assert cache.counts() == {"hits": 1, "misses": 2}

@@ -60,6 +60,6 @@ def test_a_cell_that_always_kills_its_worker_fails_alone(plugin, tmp_path):
     assert sorted(r["key"] for r in records) == sorted(c.key for c in grid)
     killed = [r for r in records if r["status"] != "ok"]
     assert [r["method"] for r in killed] == ["plugin-killer"]
-    assert "worker process died while running this cell" in killed[0]["error"]
+    assert "its process died while running this cell" in killed[0]["error"]
     assert run(plugin, tmp_path / "r", grid)["skipped"] == 4  # a rerun skips everything recorded
     assert len(lines(tmp_path / "r")) == 4

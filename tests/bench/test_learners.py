@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from valbench.learners import MLP, LogisticRegression, make_learner
@@ -97,7 +98,7 @@ def _bars(n=300, size=8, seed=0):
     return x.reshape(n, -1).astype(np.float32), y
 
 
-CNN_FAST = dict(image_shape=(1, 8, 8), epochs=8, batch_size=32, lr=3e-3, min_steps=0, device="cpu")
+CNN_FAST = dict(image_shape=(1, 8, 8), width=8, epochs=8, batch_size=32, lr=3e-3, min_steps=0, device="cpu")
 
 
 def test_cnn_learns_a_tiny_image_problem():
@@ -142,8 +143,49 @@ def test_cnn_warm_start_batched_prediction_and_last_layer():
     whole = make_learner("cnn", 64, 2, seed=0, **{**CNN_FAST, "epochs": 1}).fit(x, y)
     whole.batch_size = None
     assert np.allclose(model.predict_proba(x), whole.predict_proba(x), atol=1e-6)
-    assert last_layer_gradients(model, x, y).shape == (100, 2 * (1 + 84))
+    assert last_layer_gradients(model, x, y).shape == (100, 2 * (1 + 8 * 2 * 2))  # width 8 x 2 x 2 after two pools
     assert learner.describe()["image_shape"] == [1, 8, 8]
+
+
+def test_cnn_is_the_condensation_convnet():
+    """conv 3x3 - instance norm - ReLU - 2x2 average pool, three times, then one linear layer on the flattened
+    width x 3 x 3 features of a 28x28 image (Zhao et al. 2021's ConvNet at width 32)."""
+    from torch import nn
+
+    module = make_learner("cnn", 784, 10, image_shape=(1, 28, 28)).build()
+    kinds = [type(m) for m in module]
+    assert kinds[1:5] == [nn.Conv2d, nn.GroupNorm, nn.ReLU, nn.AvgPool2d] and kinds.count(nn.Conv2d) == 3
+    norm = module[2]
+    assert norm.num_groups == norm.num_channels == 32  # one group per channel: instance normalisation
+    assert isinstance(module[-1], nn.Linear) and module[-1].in_features == 32 * 3 * 3
+    assert module[:-1](torch.zeros(5, 784)).shape == (5, 288)  # the penultimate embedding
+
+
+def test_random_shift_translates_in_training_only():
+    from valbench.learners import RandomShift
+
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6) + 1
+    shift = RandomShift(2, seed=0)
+    out = shift(x)
+    for i in range(2):  # each image is a zero-filled translation of itself by at most 2 pixels
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
+                matches.append(torch.equal(out[i], padded[:, 2 + dy:8 + dy, 2 + dx:8 + dx]))
+        assert sum(matches) == 1
+    assert not torch.equal(out, x) or not torch.equal(RandomShift(2, seed=1)(x), x)
+    assert torch.equal(shift.eval()(x), x)
+    assert torch.equal(RandomShift(2, seed=5)(x), RandomShift(2, seed=5)(x))
+
+
+def test_cnn_with_augmentation_learns_and_is_deterministic():
+    x, y = _bars(n=300)
+    params = {**CNN_FAST, "augment": 1}
+    a = make_learner("cnn", 64, 2, seed=1, **params).fit(x[:200], y[:200])
+    b = make_learner("cnn", 64, 2, seed=1, **params).fit(x[:200], y[:200])
+    assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
+    assert a.accuracy(x[200:], y[200:]) > 0.9
 
 
 def test_cnn_shape_errors_and_image_datasets():
@@ -154,8 +196,15 @@ def test_cnn_shape_errors_and_image_datasets():
         make_learner("cnn", 64, 2)
     with pytest.raises(ValueError, match="does not hold the dataset's 65 features"):
         make_learner("cnn", 65, 2, image_shape=(1, 8, 8))
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(ValueError, match="too small for 3 2x2 pools"):
+        make_learner("cnn", 49, 2, image_shape=(1, 7, 7), depth=3)
+    assert make_learner("cnn", 49, 2, image_shape=(1, 7, 7), depth=2).depth == 2
+    assert [make_learner("cnn", s * s, 2, image_shape=(1, s, s)).depth for s in (28, 32, 8, 4)] == [3, 3, 2, 1]
+    with pytest.raises(ValueError, match="too small for a 2x2 pool"):
         make_learner("cnn", 9, 2, image_shape=(1, 3, 3))
+    for bad in ({"width": 0}, {"depth": 1.5}, {"augment": -1}, {"schedule": "step"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make_learner("cnn", 64, 2, image_shape=(1, 8, 8), **bad)
     assert {"digits", "mnist"} <= set(image_datasets()) and "wine" not in image_datasets()
     digits = get_dataset("digits")(seed=0, n_train=100)
     assert learner_for("cnn", digits).image_shape == (1, 8, 8)

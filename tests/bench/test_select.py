@@ -24,13 +24,18 @@ def test_label_issues_are_mostly_the_flipped_rows(tmp_path):
     flipped = rng.choice(600, 60, replace=False)
     noisy = y.copy()
     noisy[flipped] = (y[flipped] + rng.integers(1, 3, 60)) % 3
-    selection = valbench.select(x, noisy, 0.2, methods=["random", "herding"], out=tmp_path, progress=False)
+    selection = valbench.select(x, noisy, 0.2, methods=["random", "herding"], out=tmp_path, progress=False,
+                                check_detection=True)
     assert 0.05 <= selection.noise.rate <= 0.15  # 10 % flipped
     assert selection.noise.low <= selection.noise.rate <= selection.noise.high
     issues = np.flatnonzero(selection.values.label_issue)
     found = np.isin(issues, flipped)
     assert found.mean() >= 0.8 and found.sum() >= 0.8 * len(flipped)  # mostly the flips, and most flips found
-    assert selection.detector == "cleanlab" and "lowest-scored" in selection.detection_rule
+    # --check-detection: the detectors ranked on labels flipped again at the estimated rate; the best one flags
+    detection = selection.detection
+    assert set(detection.detector) == {"cleanlab", "enn", "aum"} and (detection.n_seeds == 3).all()
+    assert selection.detector == detection.detector[0] and detection.mislabel_auc[0] > 0.8
+    assert "lowest-scored" in selection.detection_rule and "best detector by ROC-AUC" in selection.detection_rule
     values = selection.values
     assert len(values) == 600 and values.row.tolist() == list(range(600))
     assert values.selected.sum() == 120 and (values.role == "valued").all()  # herding needs no validation rows
@@ -73,7 +78,8 @@ def test_the_cli_keys_the_output_by_the_id_column_and_never_uses_it_as_a_feature
     carved = (values.role == "validation").sum()
     # knn-shapley values against a carved-out validation split; random needs none
     assert carved == (60 if "use knn-shapley" in recommended else 0)
-    data = np.load(out / "measure" / "data.npz")
+    (path,) = (out / "measure").glob("data-*.npz")
+    data = np.load(path)
     assert data["x"].shape == (299, 5)  # the five features only: neither the id nor the dropped column
 
 
@@ -129,3 +135,17 @@ def test_default_candidates_follow_the_data_size_and_always_include_random():
     assert len(small) == len(DEFAULT_POOL) and small[0].label == "random"
     assert "random" in [c.label for c in large] and len(large) < len(small)
     assert "kcenter" in left_out and "learner fits" in left_out["kcenter"]
+
+
+def test_a_rerun_in_the_same_folder_resumes_and_other_data_never_reuses_its_cells(tmp_path):
+    x, y = blobs(150, 3, spread=2.0)
+    results = tmp_path / "measure" / "run" / "results.jsonl"
+
+    def run(labels):
+        valbench.select(x, labels, 0.2, methods=["random", "herding"], out=tmp_path, progress=False)
+        return len(results.read_text().splitlines())
+
+    assert run(y) == 6 and run(y) == 6  # 2 candidates x 3 seeds, measured once
+    other = y.copy()
+    other[:10] = (other[:10] + 1) % 3
+    assert run(other) == 12

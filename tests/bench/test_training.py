@@ -98,6 +98,7 @@ def test_training_learns_and_returns_a_cpu_module_in_eval_mode():
     (dict(momentum=1.0), "momentum must lie in"),
     (dict(l2=-1.0), "l2 must be >= 0"),
     (dict(device="tpu"), "device must be"),
+    (dict(schedule="step"), "schedule must be one of"),
 ])
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -131,3 +132,25 @@ def test_min_steps_adds_epochs_to_small_training_sets_only():
     train_minibatch(_module(), x, y, None, TrainSettings(epochs=3, batch_size=10, min_steps=20, **CPU),
                     on_epoch=lambda epoch, logits: seen.append(epoch))
     assert seen == list(range(1, 8))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_schedule_matches_hand_written_gradient_steps(schedule):
+    """Full-batch SGD (no momentum) for T steps equals theta -= lr_t grad with lr_t = lr (constant) or
+    lr (1 + cos(pi t / T)) / 2 (cosine: t = 0 .. T-1, so the last step is small and the loss settles)."""
+    import math
+
+    x, y = _problem(n=40)
+    steps, lr = 4, 0.3
+    trained = train_minibatch(_module(), x, y, None, TrainSettings(epochs=steps, batch_size=40, lr=lr,
+                                                                   optimizer="sgd", momentum=0.0,
+                                                                   schedule=schedule, **CPU))
+    reference = _module()
+    for t in range(steps):
+        factor = 1.0 if schedule == "constant" else 0.5 * (1 + math.cos(math.pi * t / steps))
+        reference.zero_grad()
+        F.cross_entropy(reference(x), y).backward()
+        with torch.no_grad():
+            for p in reference.parameters():
+                p -= lr * factor * p.grad
+    assert torch.allclose(_flat(trained), _flat(reference), atol=1e-6)

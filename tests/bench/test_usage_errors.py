@@ -25,7 +25,7 @@ CASES = [
     ("unknown method parameter", run_args("--methods", "loo", "--set", "loo.bogus=1"),
      "method 'loo': unknown parameter(s) ['bogus']; valid: ['block', 'newton_max_params', 'utility', 'warm_start']"),
     ("method parameter of the wrong type", run_args("--methods", "knn-shapley", "--set", "knn-shapley.k=ten"),
-     "method 'knn-shapley': k='ten' must be a int like its default 10"),
+     "method 'knn-shapley': k='ten' is invalid; k takes a whole number (int) (default 10)"),
     ("value a method refuses", run_args("--methods", "knn-shapley", "--set", "knn-shapley.k=5,0"),
      "method 'knn-shapley': k must be >= 1, got 0"),
     ("hostcp mode", run_args("--methods", "hostcp", "--set", "hostcp.mode=nope"),
@@ -49,7 +49,7 @@ CASES = [
     ("zero dataset size", run_args("--data", "wine.n_test=0"),
      "dataset 'wine': n_test=0 must be a point count >= 1 or a fraction of the rows in (0, 1)"),
     ("dataset parameter of the wrong type", run_args("--data", "wine.n_train=many"),
-     "dataset 'wine': n_train='many' must be a point count"),
+     "dataset 'wine': n_train='many' is invalid; n_train takes a number (or none)"),
     ("synthetic fractions", run_args("--datasets", "synthetic", "--data", "synthetic.redundancy=0.9"),
      "redundancy=0.9 and rare=0.1 must be fractions"),
     ("a budget larger than the train split", run_args("--budgets", "0.1,500"),
@@ -135,7 +135,7 @@ def test_a_missing_plugin_file(out, capsys):
 def test_a_plugin_method_parameter_is_checked_up_front(out, capsys):
     assert_refused(["--plugin", PLUGIN, "run", *BASE, "--methods", "plugin-sleepy", "--set",
                     "plugin-sleepy.seconds=soon", "--out", str(out)],
-                   "method 'plugin-sleepy': seconds='soon' must be a float like its default 0.0", out, capsys)
+                   "method 'plugin-sleepy': seconds='soon' is invalid; seconds takes a number (default 0.0)", out, capsys)
 
 
 def test_a_malformed_flag_value_is_named_by_argparse(out, capsys):

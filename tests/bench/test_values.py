@@ -36,7 +36,7 @@ def test_every_ok_cell_has_its_scores_with_ids_ranks_subsets_and_truth(run_dir):
     for record in records:
         frame = pd.read_parquet(run_dir / record["scores_file"])
         n = record["n_train"]
-        assert len(frame) == n and frame.row_id.is_unique
+        assert len(frame) == n and frame.row_id.is_unique and (frame.row_id_kind == "pool").all()
         # the ids point at wine's rows: a label the harness did not flip is the row's own class
         clean = ~frame.noisy.to_numpy()
         assert np.array_equal(frame.label.to_numpy()[clean], wine.target[frame.row_id.to_numpy()[clean]])

@@ -149,3 +149,15 @@ def test_mlp_full_hessian_that_stays_indefinite_is_refused_with_advice():
         get_method("influence")(hessian="full", damping=1e-3).fit(data, learner, seed=0)
     gauss_newton = get_method("influence")(damping=1e-3).fit(data, learner, seed=0)  # positive semi-definite
     assert np.isfinite(gauss_newton.scores).all()
+
+
+def test_the_cnn_is_refused_before_any_cell(tmp_path, capsys):
+    """`influence` with the CNN is a usage error (exit 2) naming the methods written for the CNN; nothing runs."""
+    from valbench.cli import main
+
+    code = main(["run", "--methods", "influence,random", "--datasets", "mnist", "--learner", "cnn", "--seeds", "0",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'influence' supports the learners logreg, mlp, not 'cnn'" in err and "tracin" in err
+    assert not list(tmp_path.rglob("results.jsonl"))

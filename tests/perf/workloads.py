@@ -111,4 +111,8 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("forgetting", "forgetting", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
     Workload("aum", "aum", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
     Workload("margin", "margin", {"n_train": 600, "n_valid": 10, "dim": 16}, {"epochs": 5}),
+    Workload("data-oob", "data-oob", {"n_train": 1000, "n_valid": 10, "dim": 16, "n_classes": 3}, {"num_models": 50}),
+    Workload("tracin", "tracin", {"n_train": 600, "n_valid": 100, "dim": 16}, {"epochs": 5}, learner="mlp"),
+    Workload("tracin-all", "tracin", {"n_train": 300, "n_valid": 50, "dim": 16},
+             {"epochs": 3, "layers": "all", "projection_dim": 64}, learner="mlp"),
 )

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from valbench.report.labels import Labels
-from valbench.report.stats import (attribution, detection_ranking, detection_table, family_bests, mean_ci,
+from valbench.report.stats import (attribution, attribution_line, attribution_table, detection_ranking, detection_table, family_bests, mean_ci,
                             ordered_regimes, rank_analyses)
 
 FL = ("pipeline (detector=enn, selector=facility-location)", "pipeline", {"detector": "enn", "selector": "facility-location"})
@@ -24,13 +24,14 @@ LEVELS = {"hostcp-fl": [0.80, 0.82, 0.81], FL[0]: [0.85, 0.88, 0.86], RND[0]: [0
 def budgets(setting="d, noise 0.1", regime="noise 0.1"):
     rows = [(setting, regime, m, seed, f, acc) for m, accs in LEVELS.items() for seed, acc in enumerate(accs)
             for f in (0.1, 0.3)]
-    return pd.DataFrame(rows, columns=["setting", "regime", "method", "seed", "fraction", "accuracy"])
+    return pd.DataFrame(rows, columns=["setting", "regime", "method", "seed", "fraction", "score"])
 
 
 def test_family_bests_give_each_familys_best_and_its_paired_interval_to_the_best():
-    rows = family_bests(budgets(), FAMILIES)
+    rows = family_bests(budgets(), FAMILIES, {("d, noise 0.1", f): FL[0] for f in (0.1, 0.3)})
     at = rows[rows.fraction == 0.1].set_index("family")
     assert at.loc["pipeline", "method"] == FL[0] and at.loc["pipeline", "diff"] == (0.0, 0.0, 0.0)
+    assert at.loc["set-selection", "n"] == 3
     assert at.loc["set-selection", "method"] == "hostcp-fl"
     expected = mean_ci(np.subtract(LEVELS["hostcp-fl"], LEVELS[FL[0]]))
     assert at.loc["set-selection", "diff"] == pytest.approx(expected)
@@ -40,8 +41,8 @@ def test_family_bests_give_each_familys_best_and_its_paired_interval_to_the_best
 def test_attribution_separates_cleaning_from_selection():
     item = attribution(budgets(), IDENTITIES)[0]
     assert item.entries["best pipeline"] == FL[0] and item.entries["pipeline (same detector, random)"] == RND[0]
-    left, right, hostcp = item.diffs["hostcp-fl - best pipeline"]
-    assert (left, right) == ("hostcp-fl", FL[0])
+    left, right, hostcp, n = item.diffs["hostcp-fl - best pipeline"]
+    assert (left, right, n) == ("hostcp-fl", FL[0], 3)
     assert hostcp == pytest.approx(mean_ci(np.subtract(LEVELS["hostcp-fl"], LEVELS[FL[0]])))
     assert hostcp[2] < 0  # hostcp-fl loses to clean-then-select here, every seed
     cleaning = item.diffs["cleaning (pipeline - facility-location)"][2]
@@ -50,6 +51,16 @@ def test_attribution_separates_cleaning_from_selection():
     assert selection == pytest.approx(mean_ci(np.subtract(LEVELS[FL[0]], LEVELS[RND[0]])))
     # the best pipeline is the facility-location one: no duplicate row comparing hostcp-fl with it again
     assert "hostcp-fl - clean-then-facility-location" not in item.diffs
+
+
+def test_one_paired_seed_is_not_tested_never_a_win():
+    one_seed = budgets()
+    one_seed = one_seed[one_seed.seed == 0]
+    item = attribution(one_seed, IDENTITIES)[0]
+    table = attribution_table([item])
+    assert set(table.verdict) == {"1 seed: not tested"}
+    assert not table["left - right, points [95% CI]"].str.contains(r"\[").any()
+    assert "wins" not in attribution_line(item) and "loses" not in attribution_line(item)
 
 
 def test_attribution_skips_settings_without_pipelines():
@@ -85,7 +96,7 @@ def test_regimes_are_ranked_separately_clean_labels_first():
                      [budgets(f"d{i}, noise 0", "clean labels") for i in range(3)])
     analyses = rank_analyses(both)
     assert list(analyses) == ["clean labels", "noise 0.1"]
-    assert all(a.table.shape == (6, 5) for a in analyses.values())
+    assert all(a.table.shape == (9, 5) for a in analyses.values())  # 3 datasets x 3 seeds, 5 methods
 
 
 def test_labels_add_the_learner_and_the_regime_where_a_run_has_several():
@@ -103,8 +114,8 @@ def test_labels_add_the_learner_and_the_regime_where_a_run_has_several():
 
 def test_a_run_with_clean_and_noisy_labels_reports_each_regime(tmp_path):
     from valbench.cli import main
+    from valbench.report.build import build_report
     from valbench.report.readme import detection_markdown, verdict_lines
-    from valbench.report.frame import load_records
 
     status = main(["run", "--methods", "random,enn,facility-location,pipeline", "--datasets", "wine",
                    "--seeds", "0,1", "--noise", "0,0.2", "--budgets", "0.2,0.5", "--set", "pipeline.selector=facility-location,random",
@@ -118,10 +129,10 @@ def test_a_run_with_clean_and_noisy_labels_reports_each_regime(tmp_path):
     assert "cleaning (pipeline - facility-location)" in summary and "selection (facility-location - random" in summary
     assert {p.name for p in run_dir.glob("ranks*.png")} <= {"ranks-clean-labels.png", "ranks-noise-0.2.png"}
     assert not (run_dir / "ranks.png").exists()
-    records = load_records(run_dir)
-    lines = verdict_lines(records)
+    report = build_report(run_dir)
+    lines = verdict_lines(report)
     assert "**Clean labels**" in lines and "**Noise 0.2**" in lines and "where the win comes from" in lines
-    assert "wine, noise 0.2" in detection_markdown(records) and "wine, noise 0 " not in detection_markdown(records)
+    assert "wine, noise 0.2" in detection_markdown(report) and "wine, noise 0 " not in detection_markdown(report)
 
 
 def test_a_detector_with_parameter_variants_gets_its_column():

@@ -10,7 +10,9 @@ import pytest
 from valbench.cli import main
 from valbench.report.plots import method_palette
 from valbench.protocol import DataError
-from valbench.report.html import FIGURES, label_cells, ranking_table, budget_rows, render_report
+from valbench.report.frame import budget_rows, label_cells, load_run
+from valbench.report.html import FIGURES, ranking_table, render_report
+from valbench.report.tables import results_table
 from valbench.store import ResultsStore
 
 METHODS = {"knn-shapley": 0.9, "loo": 0.6, "random": 0.5}  # name -> mislabel AUC it scores
@@ -58,9 +60,9 @@ def write_run(run_dir, records, config=None):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)]
-    records.append(failed_record("wine", 0))
-    config = {"methods": [*METHODS, "broken"], "datasets": list(DATASETS), "seeds": [0, 1],
+    records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1, 2)]
+    records.append(failed_record("wine", 0))  # the rank test needs 5 (dataset, seed) blocks: 2 datasets x 3 seeds
+    config = {"methods": [*METHODS, "broken"], "datasets": list(DATASETS), "seeds": [0, 1, 2],
               "budgets": list(BUDGETS), "marker": "config-marker-1234"}
     write_run(run_dir, records, config)
     return render_report(run_dir)
@@ -94,13 +96,14 @@ def test_index_names_every_method_dataset_and_reuses_the_summary(report):
     assert "data:image/png;base64," in text  # self-contained
     assert (report.parent / "summary.md").exists() and (report.parent / "results.csv").exists()
     assert "config-marker-1234" in text  # config.json verbatim
-    assert "numpy" in text and "torch" in text and "cores" in text
+    assert "numpy" in text and "torch" in text and "commit" in text
+    assert "/" + "work/" not in text.split("id='environment'")[1]  # no absolute path of the rendering machine
     assert "±" in text
 
 
 def test_failed_cell_is_in_the_failure_table_escaped(report):
     text = report.read_text()
-    failures = text.split("id='failures'")[1].split("<h2")[0]
+    failures = text.split("id='failures'")[1].split("</details>")[0]
     assert "broken" in failures and "wine" in failures
     assert "solver &lt;diverged&gt; &amp; gave up" in failures
     assert "<diverged>" not in text
@@ -149,18 +152,19 @@ def test_ranking_puts_the_better_method_first():
 def test_a_run_where_every_cell_failed_still_reports(tmp_path):
     index = render_report(write_run(tmp_path, [failed_record("wine", 0), failed_record("synthetic", 1)]))
     text = index.read_text()
-    assert "0 cells ok, 2 failed" in text and "No data for" in text
+    assert "(0 ok, 2 failed)" in text and "No results yet" in text
     assert not any((tmp_path / name).exists() for name in FIGURES.values())
 
 
 def test_the_page_opens_with_the_verdict_then_ranks_and_quality_vs_cost(report):
     text = report.read_text()
     body = text.split("</nav>")[1]
-    order = [body.index(f"id='{anchor}'") for anchor in ("verdict", "ranks", "quality-cost", "value", "removal")]
+    order = [body.index(f"id='{anchor}'") for anchor in ("answer", "verdict", "ranks", "quality-cost", "value",
+                                                          "removal")]
     assert order == sorted(order)
     verdict = body.split("id='verdict'")[1].split("id='ranks'")[0]
     for dataset in DATASETS:
-        assert f"<h3>{dataset}</h3>" in verdict
+        assert f"<h4>{dataset}</h4>" in verdict and f"href='#d-{dataset}'" in body.split("id='verdict'")[0]
     assert "knn-shapley" in verdict and ("cheapest within one point" in verdict or "nothing cheaper" in verdict)
 
 
@@ -176,8 +180,6 @@ def test_palette_gives_each_family_its_own_hue():
 
 
 def test_cells_over_their_cap_are_marked_not_missing(tmp_path):
-    from valbench.report.html import value_table
-
     records = [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in ("knn-shapley", "random") for s in (0, 1)]
     records += [{**ok_record("synthetic", "loo", s, 600), "key": f"cap-{s}", "status": "over cap",
                  "error": "loo: over cap: the fit ran past 60 learner fits on the full train split (60 x 0.5 s = 30 s)"}
@@ -186,8 +188,8 @@ def test_cells_over_their_cap_are_marked_not_missing(tmp_path):
     index = render_report(write_run(tmp_path, records))
     text = index.read_text()
     assert "loo on synthetic (2 cells)" in text and text.count("over cap") >= 4
-    cells = label_cells(records)
-    table = value_table(cells, budget_rows(cells)).set_index(["dataset", "method"])
+    table = results_table(load_run(tmp_path)).set_index(["dataset", "method"])
     capped = table.loc[[i for i in table.index if i[1] == "loo" and "synthetic" in i[0]][0]]
-    assert capped["cells ok / run"] == "0 / 2 (2 over cap)" and capped["mislabel AUC"] == "over cap"
+    assert capped["seeds ok / grid"] == "0/2 (2 over cap) (fewer than the grid)"
+    assert capped["mislabel AUC"] == "over cap"
     assert assert_valid_png(tmp_path / FIGURES["mislabel_auc"]) is None

@@ -8,12 +8,12 @@ import pytest
 from scipy import stats as scipy_stats
 
 from valbench.report.plots import pareto_front
-from valbench.report.stats import (area_summary, best_per_budget, cheapest_near_best, complete_block_table, mean_ci,
-                         paired_differences, rank_analysis, subset_value_area)
+from valbench.report.stats import (area_summary, complete_block_table, mean_ci, paired_differences, rank_analysis,
+                                   subset_value_area)
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=["setting", "method", "seed", "fraction", "accuracy"])
+    return pd.DataFrame(rows, columns=["setting", "method", "seed", "fraction", "score"])
 
 
 def test_paired_difference_to_random_is_the_t_interval_of_per_seed_differences():
@@ -76,21 +76,13 @@ def test_rank_analysis_keeps_the_largest_complete_table_and_says_why_not():
     assert too_few.result is None and "at least 2 methods in 5" in too_few.reason
 
 
-def test_verdict_marks_ties_within_the_interval_and_excludes_references():
-    rows = []
-    for seed, (a, b, c, r) in enumerate([(0.80, 0.79, 0.60, 0.99), (0.90, 0.91, 0.62, 0.99), (0.85, 0.84, 0.61, 0.99)]):
-        rows += [("d", "a", seed, 0.1, a), ("d", "b", seed, 0.1, b), ("d", "c", seed, 0.1, c),
-                 ("d", "random", seed, 0.1, r)]
-    families = {"a": "valuation", "b": "valuation", "c": "peer", "random": "reference"}
-    best = best_per_budget(frame(rows), families).iloc[0]
-    assert best.best == "a" and best.tied == ["b"]  # c is 0.24 worse every seed: not tied
-    assert best.vs_random[0] < 0  # the best method loses to random here, and the verdict says so
-
-    areas = pd.DataFrame({"setting": "d", "method": ["a", "b", "c"], "n": 3, "area": [0.85, 0.845, 0.6],
-                          "low": 0.0, "high": 1.0})
-    seconds = pd.DataFrame({"setting": "d", "method": ["a", "b", "c"], "wall_s": [10.0, 0.5, 0.01]})
-    near = cheapest_near_best(areas, seconds, families).iloc[0]
-    assert (near.best, near.cheapest) == ("a", "b")  # c is cheaper but 25 points worse
+def test_budgets_of_one_dataset_and_seed_are_one_block_scored_by_the_area():
+    rows = [("d", m, seed, f, level + f) for m, level in (("a", 0.5), ("b", 0.4)) for seed in range(3)
+            for f in (0.1, 0.3, 0.5)]
+    table, dropped = complete_block_table(frame(rows))
+    assert table.shape == (3, 2) and not dropped  # three (dataset, seed) blocks, not nine (dataset, budget) rows
+    assert table.loc[("d", 0), "a"] == pytest.approx(0.5 + 0.3)  # the area: mean score over the budget range
+    assert "at least 2 methods in 5 (dataset, seed) blocks; this run has 2 in 3" in rank_analysis(frame(rows)).reason
 
 
 def test_pareto_front_keeps_the_undominated_points_by_cost():

@@ -39,6 +39,12 @@ def test_random_competes_for_cheapest_within_one_point():
     assert far.cheapest_within == "kcenter" and not far.random_within
 
 
+def test_random_wins_a_cost_tie_for_cheapest_within():
+    # herding's CPU time rounded to 0: it ties random's 0 and would win on its name
+    choice = choose(frame([("random", 0.80, 0.0, 3), ("herding", 0.805, 0.0, 3), ("hostcp", 0.81, 9.0, 3)]))
+    assert choice.cheapest_within == "random" and choice.random_within
+
+
 def test_within_one_point_includes_its_boundary_and_the_argument_sets_it():
     rows = frame([("random", 0.94, 0.0, 2), ("a", 0.95, 1.0, 2)])
     assert choose(rows).random_within  # exactly one point below (0.95 - 0.01 in floating point)

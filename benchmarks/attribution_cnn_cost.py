@@ -1,0 +1,75 @@
+"""Cost of the attribution methods with the CNN learner on Fashion-MNIST, in CNN fits (one cell each, seed 0).
+
+One CNN fit (the learner's own settings) on the train split is the unit; each method's fit is timed in CPU
+seconds and divided by it. Data-OOB with the CNN trains its ``num_models`` models in a loop, so its cost is that
+many fits by construction (not re-measured here).
+
+    .venv/bin/python benchmarks/attribution_cnn_cost.py [--n-train 5000] [--n-valid 1000]
+
+Writes benchmarks/results/attribution_cnn_cost.md (and .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from valbench.learners import learner_for
+from valbench.registry import METHODS, get_dataset, get_method, load_installed
+
+RESULTS = Path(__file__).parent / "results"
+METHODS_RUN = [("tracin", {}), ("tracin", {"target": "self"}), ("dattri-tracin", {"max_valid": 250}),
+               ("dattri-trak", {"max_valid": 250}), ("dattri-arnoldi", {"max_valid": 250})]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-valid", type=int, default=1000)
+    parser.add_argument("--methods", default="", help="comma-separated subset of the method names below")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(RESULTS / "attribution_cnn_cost.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_installed()
+    data = get_dataset("fashion_mnist")(seed=0, n_train=args.n_train, n_valid=args.n_valid)
+    learner = learner_for("cnn", data, seed=0, device="cpu")
+    start = time.process_time()
+    learner.fit(data.x_train, data.y_train)
+    fit_s = time.process_time() - start
+    rows = [{"method": "cnn fit", "params": {}, "cpu_s": fit_s, "fits": 1.0}]
+    print(rows[-1], flush=True)
+    for name, params in METHODS_RUN:
+        if args.methods and name not in args.methods.split(","):
+            continue
+        if name not in METHODS:
+            rows.append({"method": name, "params": params, "cpu_s": None, "fits": None})
+            continue
+        start = time.process_time()
+        get_method(name)(**params).fit(data, learner, 0)
+        cpu = time.process_time() - start
+        rows.append({"method": name, "params": params, "cpu_s": cpu, "fits": cpu / fit_s})
+        print(rows[-1], flush=True)
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "learner": learner.describe(),
+                                                    "rows": rows}, indent=1) + "\n")
+    lines = ["# Attribution methods with the CNN: cost in CNN fits (benchmarks/attribution_cnn_cost.py)", "",
+             f"Fashion-MNIST, {args.n_train:,} train / {args.n_valid:,} validation points, seed 0, "
+             f"{args.threads} thread(s), CPU seconds on a shared 2-core machine; learner {learner.describe()}.",
+             "data-oob with the CNN: num_models fits by construction (20 in configs/real-cnn.toml).", "",
+             "| method | params | CPU s | CNN fits |", "|---|---|---:|---:|"]
+    for r in rows:
+        cost = "-" if r["cpu_s"] is None else f"{r['cpu_s']:.1f} | {r['fits']:.2f}"
+        lines.append(f"| {r['method']} | {r['params'] or ''} | {cost} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Data-OOB (Kwon & Zou, ICML 2023): a point's value is the out-of-bag accuracy of the bagged models.
+
+Draw B bootstrap samples of the train split (``max_samples * n`` draws with replacement each), train one model
+per sample, and value point i by the models that did not see it:
+
+    value_i = mean over {b : c_bi = 0} of 1[f_b(x_i) = y_i],        c_bi = times point i was drawn in sample b.
+
+A point that is never out of bag (probability (1 - 1/n)^(nB), negligible for B >= 50) gets the mean value of the
+others. ``stderr`` is the standard error of that mean (sqrt(v (1 - v) / k_i) over the k_i models).
+
+The bootstrap draws are OpenDataVal's for the same seed (``RandomState(seed).randint(0, n, (B, m))``), so
+``data-oob`` and ``odv-DataOob`` value with the same samples. A model trained on a bootstrap sample is the
+learner trained with sample weights c_b (the weighted mean loss over the distinct points equals the mean loss
+over the sample with its repeats).
+
+Logistic regression trains all B models together (:func:`fit_bagged_logreg`): the B weighted, L2-regularised
+softmax regressions of the learner's objective share one data matrix, so one GEMM per iteration evaluates
+every model's logits and one its gradients, by a batched L-BFGS in which each model keeps its own history,
+step and stopping test, preconditioned by the data's second moment (what makes it converge in tens of
+iterations on correlated pixels where plain L-BFGS takes hundreds). The models are solved to a gradient
+tolerance rather than stopped at the learner's ``max_iter``, so they are the objective's optimum and not the
+end of one optimisation path. Any other learner trains its B models in a loop of ``learner.fit``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from valbench.learners import Learner, LogisticRegression
+from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
+from valbench.registry import register_method
+
+
+def bootstrap_counts(n: int, num_models: int, max_samples: float, seed: int) -> np.ndarray:
+    """``(num_models, n)`` counts: how often each point is drawn into each bootstrap sample.
+
+    The draws are OpenDataVal's DataOob's for the same seed: ``RandomState(seed).randint(0, n, (B, m))`` with
+    ``m = round(max_samples * n)``.
+    """
+    m = max(1, round(max_samples * n))
+    draws = np.random.RandomState(seed).randint(0, n, size=(num_models, m))
+    offsets = np.arange(num_models)[:, None] * n
+    return np.bincount((draws + offsets).ravel(), minlength=num_models * n).reshape(num_models, n)
+
+
+def out_of_bag_values(correct: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's mean correctness over the models it was out of bag for, and that mean's standard error.
+
+    ``correct[b, i]``: whether model b predicts point i's label. Points never out of bag get the mean value.
+    """
+    oob = counts == 0
+    k = oob.sum(0)
+    hits = (correct & oob).sum(0)
+    values = np.where(k > 0, hits / np.maximum(k, 1), np.nan)
+    fallback = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+    values = np.where(k > 0, values, fallback)
+    stderr = np.sqrt(values * (1 - values) / np.maximum(k, 1))
+    return values, stderr
+
+
+class _BatchedSoftmax:
+    """The learner's objective for B weighted softmax regressions at once, on one augmented data matrix.
+
+    Model b: L_b(theta_b) = sum_i w_bi CE(theta_b x~_i, y_i) + (l2 / 2) ||W_b||^2, with w_b = c_b / sum(c_b),
+    theta_b = [W_b, bias_b] of shape (C, d + 1) and x~_i = [x_i, 1].
+    """
+
+    def __init__(self, x1: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, n_classes: int, l2: float) -> None:
+        self.x1, self.weights, self.l2, self.c = x1, weights, l2, n_classes
+        self.onehot = F.one_hot(y, n_classes).to(x1.dtype)
+        self.y = y
+
+    def logits(self, theta: torch.Tensor) -> torch.Tensor:
+        """(b, n, C) logits of the models ``theta`` (b, C, d + 1): one GEMM for all of them."""
+        b = len(theta)
+        return (self.x1 @ theta.reshape(b * self.c, -1).T).reshape(len(self.x1), b, self.c).transpose(0, 1)
+
+    def __call__(self, theta: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Losses (b,) and gradients (b, C, d + 1) of the models ``rows`` at ``theta``."""
+        b, w = len(theta), self.weights[rows]
+        logits = self.logits(theta)
+        log_norm = torch.logsumexp(logits, dim=2)
+        ce = log_norm - logits.gather(2, self.y[None, :, None].expand(b, -1, 1))[..., 0]
+        weight = theta[..., :-1]
+        loss = (ce * w).sum(1) + 0.5 * self.l2 * (weight * weight).sum((1, 2))
+        residual = (torch.exp(logits - log_norm[..., None]) - self.onehot) * w[..., None]       # b, n, C
+        grad = (residual.transpose(0, 1).reshape(len(self.x1), b * self.c).T @ self.x1).reshape(theta.shape)
+        grad[..., :-1] += self.l2 * weight
+        return loss, grad
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum((1, 2))
+
+
+def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, counts: np.ndarray,
+                      n_classes: int, l2: float, tol: float = 1e-4, max_iter: int = 500, history: int = 10,
+                      dtype: torch.dtype = torch.float32, init: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """Fit B softmax regressions of the learner's objective, model b with sample weights ``counts[b]``.
+
+    Returns ``theta`` (B, C, d + 1) (weights then bias per class) and the iterations run. Batched L-BFGS: each
+    model has its own curvature pairs, step (backtracking Armijo from 1) and stopping test (max |gradient| <=
+    ``tol``, or a step that changes its loss only within rounding); the two-loop recursion starts from the preconditioner
+    M^-1 scaled per model, M = sum_i k_i x~_i x~_i^T / n + l2 (on the weights) + 1e-6 with k_i = tr(diag p_i -
+    p_i p_i^T) / C the softmax curvature of point i at ``init`` (the zero model when None: k_i = (1 - 1/C) / C):
+    a Kronecker approximation of the Hessian at the start, shared by every model. ``init`` (C, d + 1) is every
+    model's starting point.
+    """
+    x1 = torch.as_tensor(np.asarray(x), dtype=dtype)
+    x1 = torch.cat([x1, torch.ones(len(x1), 1, dtype=dtype)], dim=1)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    c = torch.as_tensor(counts, dtype=dtype)
+    objective = _BatchedSoftmax(x1, yt, c / c.sum(1, keepdim=True), n_classes, l2)
+    n, d1 = x1.shape
+    reg = torch.full((d1,), l2, dtype=torch.float64)
+    reg[-1] = 0.0
+    if init is None:
+        curvature = torch.full((n,), (1 - 1 / n_classes) / n_classes, dtype=torch.float64)
+    else:  # each point's softmax curvature at the starting model, tr(diag p - p p^T) / C
+        prob = torch.softmax(x1 @ init.to(dtype).T, dim=1).double()
+        curvature = (1 - (prob * prob).sum(1)) / n_classes
+    moment = (x1.double() * curvature[:, None]).T @ x1.double() / n + torch.diag(reg + 1e-6)
+    precond = torch.linalg.inv(moment).to(dtype)
+
+    num = len(c)
+    theta = torch.zeros(num, n_classes, d1, dtype=dtype)
+    if init is not None:
+        theta += init.to(dtype)
+    every = torch.arange(num)
+    loss, grad = objective(theta, every)
+    s_hist, y_hist, rho_hist = [], [], []                     # full-size (B, ...) tensors; zero pairs are skipped
+    active = every[grad.abs().amax((1, 2)) > tol]
+    iterations = 0
+    while len(active) and iterations < max_iter:
+        iterations += 1
+        g = grad[active]
+        q = g.clone()
+        alphas = []
+        for s, yy, rho in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist)):
+            a = rho[active] * _dot(s[active], q)
+            q -= a[:, None, None] * yy[active]
+            alphas.append(a)
+        if s_hist:
+            s_last, y_last = s_hist[-1][active], y_hist[-1][active]
+            ym = y_last @ precond
+            sy, ymy = _dot(s_last, y_last), _dot(y_last, ym)
+            gamma = torch.where((sy > 0) & (ymy > 0), sy / ymy.clamp_min(1e-300), torch.ones_like(sy))
+        else:
+            gamma = torch.ones(len(active), dtype=dtype)
+        r = gamma[:, None, None] * (q @ precond)
+        for s, yy, rho, a in zip(s_hist, y_hist, rho_hist, reversed(alphas)):
+            beta = rho[active] * _dot(yy[active], r)
+            r += s[active] * (a - beta)[:, None, None]
+        direction = -r
+        slope = _dot(g, direction)
+        uphill = slope >= 0                                   # lost curvature information: precondition only
+        if uphill.any():
+            direction[uphill] = -(g[uphill] @ precond)
+            slope = _dot(g, direction)
+
+        # backtracking Armijo line search, per model, evaluating only the models still searching
+        step = torch.ones(len(active), dtype=dtype)
+        new_loss, new_grad = torch.empty_like(loss[active]), torch.empty_like(g)
+        searching = torch.arange(len(active))
+        start = theta[active]
+        for _ in range(30):
+            trial = start[searching] + step[searching, None, None] * direction[searching]
+            f, gr = objective(trial, active[searching])
+            ok = f <= loss[active[searching]] + 1e-4 * step[searching] * slope[searching]
+            ok |= step[searching] < 1e-10
+            new_loss[searching[ok]], new_grad[searching[ok]] = f[ok], gr[ok]
+            searching = searching[~ok]
+            if not len(searching):
+                break
+            step[searching] *= 0.5
+        if len(searching):  # no decrease even at a tiny step: keep those models where they are
+            new_loss[searching], new_grad[searching] = loss[active[searching]], g[searching]
+            step[searching] = 0.0
+
+        s_new = step[:, None, None] * direction
+        y_new = new_grad - g
+        sy = _dot(s_new, y_new)
+        good = sy > 1e-10 * _dot(y_new, y_new).sqrt() * _dot(s_new, s_new).sqrt()
+        s_full, y_full = torch.zeros_like(theta), torch.zeros_like(theta)
+        rho_full = torch.zeros(num, dtype=dtype)
+        s_full[active[good]], y_full[active[good]] = s_new[good], y_new[good]
+        rho_full[active[good]] = 1.0 / sy[good]
+        s_hist.append(s_full)
+        y_hist.append(y_full)
+        rho_hist.append(rho_full)
+        if len(s_hist) > history:
+            s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
+
+        # a loss change within rounding: the model cannot get closer to its optimum in this precision
+        stalled = (loss[active] - new_loss).abs() <= 10 * torch.finfo(dtype).eps * loss[active].abs().clamp_min(1.0)
+        theta[active] = start + s_new
+        loss[active], grad[active] = new_loss, new_grad
+        done = (new_grad.abs().amax((1, 2)) <= tol) | stalled | (step == 0)
+        active = active[~done]
+    return theta, iterations
+
+
+CHUNK_LOGITS = 20_000_000  # models x points x classes per batched fit: bounds its (chunk, n, C) temporaries (~80 MB)
+
+
+def bagged_logreg_correct(data: Dataset, learner: LogisticRegression, counts: np.ndarray, tol: float,
+                          max_iter: int) -> tuple[np.ndarray, int]:
+    """``correct[b, i]`` for the bootstrap models of ``counts``, and the largest number of iterations a fit took.
+
+    Every bootstrap model starts from the full-data model (fitted first, to ``tol / 10``): the bootstrap optima
+    lie near it, which takes a third of the iterations off, and its softmax curvature weights the
+    preconditioner. Models are fitted :data:`CHUNK_LOGITS` // (n C) at a time."""
+    correct = np.empty(counts.shape, dtype=bool)
+    full, iterations = fit_bagged_logreg(data.x_train, data.y_train, np.ones((1, data.n_train)), data.n_classes,
+                                         learner.l2, tol=tol / 10, max_iter=max_iter)
+    y = torch.as_tensor(data.y_train)
+    chunk = max(1, CHUNK_LOGITS // (data.n_train * data.n_classes))
+    for start in range(0, len(counts), chunk):
+        theta, its = fit_bagged_logreg(data.x_train, data.y_train, counts[start:start + chunk], data.n_classes,
+                                       learner.l2, tol=tol, max_iter=max_iter, init=full[0])
+        x1 = torch.cat([torch.as_tensor(data.x_train), torch.ones(data.n_train, 1)], dim=1)
+        logits = (x1 @ theta.reshape(-1, x1.shape[1]).T).reshape(data.n_train, len(theta), -1)
+        correct[start:start + chunk] = (logits.argmax(2) == y[:, None]).T.numpy()
+        iterations = max(iterations, its)
+    return correct, iterations
+
+
+def looped_correct(data: Dataset, learner: Learner, counts: np.ndarray) -> np.ndarray:
+    """``correct[b, i]`` with one ``learner.fit`` per bootstrap sample (sample weights = the counts)."""
+    correct = np.empty(counts.shape, dtype=bool)
+    for b, weight in enumerate(counts):
+        model = learner.fit(data.x_train, data.y_train, weight=weight.astype(np.float32))
+        correct[b] = model.predict(data.x_train) == data.y_train
+    return correct
+
+
+@register_method
+class DataOOB(ValuationMethod):
+    """Data-OOB (Kwon & Zou 2023): out-of-bag accuracy over B bootstrap models; logreg's trained together."""
+
+    name = "data-oob"
+    description = "Data-OOB (Kwon & Zou 2023): out-of-bag accuracy of B bagged models (logreg: one batched fit)"
+    params = {"num_models": 100, "max_samples": 1.0, "tol": 1e-4, "max_iter": 500}
+
+    def check(self) -> dict:
+        c = super().check()
+        for key in ("num_models", "max_iter"):
+            if isinstance(c[key], float) and not c[key].is_integer() or int(c[key]) < 1:
+                raise DataError(f"method 'data-oob': {key} must be a whole number >= 1, got {c[key]!r}")
+            c[key] = int(c[key])
+        if not 0 < float(c["max_samples"]) <= 1:
+            raise DataError(f"method 'data-oob': max_samples must be in (0, 1], got {c['max_samples']!r}")
+        if not float(c["tol"]) > 0:
+            raise DataError(f"method 'data-oob': tol must be > 0, got {c['tol']!r}")
+        return c
+
+    def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
+        c = self.check()
+        counts = bootstrap_counts(data.n_train, c["num_models"], float(c["max_samples"]), seed)
+        extra: dict = {"num_models": c["num_models"]}
+        if isinstance(learner, LogisticRegression):
+            correct, extra["iterations"] = bagged_logreg_correct(data, learner, counts, float(c["tol"]),
+                                                                  c["max_iter"])
+            extra["solver"] = "batched"
+        else:
+            correct = looped_correct(data, learner, counts)
+            extra["solver"] = "loop"
+        values, stderr = out_of_bag_values(correct, counts)
+        return Valuation(scores=values, stderr=stderr, utility_evals=c["num_models"], extra=extra)
