@@ -1,7 +1,7 @@
 """Shared fixtures (small datasets built in memory, single-threaded torch) and the suite's skip policy.
 
 Skip policy: a test may skip where something it needs is absent (an optional peer library, the Chromium
-browser, the real data files), and ``-rs`` (pyproject addopts) prints every skip with its reason. In CI
+browser, the real data files), and ``-rfEs`` (pyproject addopts) prints every skip with its reason. In CI
 (the environment variable ``CI`` set to true/1/yes, as ``.ci/run`` and most CI services do) nothing may be
 absent: every skip, at collection or in a test, is reported as a failure naming what was missing. The one
 exception is a test marked ``opt_in``, which CI runs in a step of its own (the perf benchmarks, in

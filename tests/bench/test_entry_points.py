@@ -12,7 +12,7 @@ from pathlib import Path
 
 from valbench import registry
 
-OPTIONAL_PEERS = {"opendataval", "pydvl"}  # entry points whose library the Makefile installs beside the package
+OPTIONAL_PEERS = {"opendataval", "pydvl", "dattri"}  # entry points whose library the Makefile installs beside the package
 
 PLUGIN_SOURCE = '''
 """A third-party valbench plugin: one method and one dataset."""
