@@ -26,6 +26,7 @@ import valbench.report.stats as stats
 from valbench.report.build import Report, build_report
 from valbench.report.frame import OK, OVER_CAP
 from valbench.report.markdown import write_summary
+from valbench.report.stability import LABEL_BUDGET, STABLE_OVERLAP
 from valbench.report.stats import attribution_table, detection_table, family_best_table
 from valbench.report.tables import (answer_table, budget_table, entries_table, footnotes, headline, mean_se,
                                     results_table)
@@ -323,7 +324,7 @@ def _details(anchor: str, title: str, body: str, level: int = 2, open_: bool = F
 
 SECTIONS = [("answer", "Answer"), ("verdict", "Per dataset"), ("ranks", "Ranks"), ("quality-cost", "Quality vs cost"),
             ("value", "Subset value"), ("removal", "Point removal"), ("detection", "Mislabel detection"),
-            ("cost", "Cost"), ("ranking", "Ranking per metric"), ("results", "All results"),
+            ("cost", "Cost"), ("ranking", "Ranking per metric"), ("stability", "Stability"), ("results", "All results"),
             ("failures", "Failed cells"), ("config", "Configuration"), ("environment", "Environment")]
 
 
@@ -335,7 +336,7 @@ def _nav() -> str:
 
 def _answer_html(report: Report) -> str:
     """The one-screen answer: a heading row per regime, a row per dataset linking to its details."""
-    table = answer_table(report.verdict)
+    table = answer_table(report.verdict, report.entry_stability)
     columns = [c for c in table.columns if c != "regime"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows, regime = [], None
@@ -474,7 +475,26 @@ def _figure_sections(report: Report, figures: dict[str, Path]) -> list[str]:
                  "<p class='note'>Mean rank across datasets (1 = best; ± standard error over datasets; in brackets "
                  "the number of datasets ranked). Subset value: the judged metric's area over the budgets; time: "
                  "lower is better.</p>" + _table_html(ranking_table(cells, budgets))),
+        _details("stability", "Stability of the values", _stability_html(report.stability)),
     ]
+
+
+def _stability_html(stability: dict[str, pd.DataFrame]) -> str:
+    """How much each entry's ranking moves between seeds (:mod:`valbench.report.stability`)."""
+    seeds = stability["seeds"]
+    if seeds.empty:
+        return "<p class='note'>No stored per-point values with two seeds or more (a run with --no-scores, one seed, or older than the scores files).</p>"
+    table = seeds.assign(
+        spearman=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(seeds.spearman, seeds.spearman_low, seeds.spearman_high)],
+        overlap=[f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(seeds.overlap, seeds.overlap_low, seeds.overlap_high)],
+        budget=[f"{100 * b:.3g}%" for b in seeds.budget])
+    table = table[["dataset", "noise_rate", "method", "params", "budget", "spearman", "overlap", "n_pairs"]]
+    return ("<p class='note'>Between every two seeds, on the train rows both splits hold: the Spearman correlation "
+            "of the scores and the overlap of the top-k subsets at each budget (mean [95 % CI] over the pairs). The "
+            f"answer table's \"values across seeds\" column reads the overlap at the budget nearest "
+            f"{100 * LABEL_BUDGET:g} %: stable from {STABLE_OVERLAP:g} up. A method whose top points change by half "
+            "from seed to seed is worth knowing about before "
+            "its values are trusted.</p>" + _table_html(table))
 
 
 def _provenance(report: Report) -> list[str]:

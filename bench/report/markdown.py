@@ -78,7 +78,7 @@ def summary_markdown(report: Report) -> str:
     if frames.grid.note:
         lines += [f"Run note: {frames.grid.note}", ""]
     lines += ["## The answer", ""]
-    table = answer_table(report.verdict)
+    table = answer_table(report.verdict, report.entry_stability)
     lines += [_table(table) if not table.empty else "No successful cell: nothing to compare.", ""]
     notes = footnotes(report.verdict, report.frames.derived)
     lines += [*notes, ""] if notes else []

@@ -44,7 +44,7 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
 
 def answer_markdown(report: Report) -> str:
     """The status line in bold, then the one-screen answer table."""
-    table = answer_table(report.verdict)
+    table = answer_table(report.verdict, report.entry_stability)
     body = table.to_markdown(index=False) if not table.empty else "No successful cell: nothing to compare."
     notes = "".join(f"\n\n{n}" for n in footnotes(report.verdict, report.frames.derived))
     return f"**{report.frames.grid.line()}**\n\n{body}{notes}"

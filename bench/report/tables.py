@@ -12,6 +12,8 @@ terminal and the README blocks all print these, so they name the same best, ties
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import math
 import re
 
@@ -25,7 +27,7 @@ RANDOM_WITHIN = "random is within one point: no method needed here"
 AT_CONSTANT = "no better than the constant majority-class predictor"
 NOT_TESTED = "not tested"
 ANSWER_COLUMNS = ["regime", "dataset", "judged on", "recommended", "gain over random, points [95% CI] (seeds)",
-                  "cost", "cheapest within one point", "flags"]  # "dataset": the setting without its regime
+                  "cost", "cheapest within one point", "values across seeds", "flags"]  # "dataset": the setting without its regime
 
 
 def seeds_text(n: int) -> str:
@@ -156,14 +158,18 @@ def headline(verdict: SettingVerdict) -> str:
     return "; ".join(parts) + "."
 
 
-def answer_table(verdict: Verdict) -> pd.DataFrame:
+def answer_table(verdict: Verdict, stability: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """The one-screen answer: one row per regime x dataset (x learner), clean labels first, datasets in the
-    frames' fixed order; indexed by the setting's full label (the key of its details)."""
+    frames' fixed order; indexed by the setting's full label (the key of its details). ``stability``: the
+    recommended entry's ranking stability across seeds, by (setting, label) (:attr:`Report.entry_stability`);
+    "-" where the run kept no values or ran one seed."""
+    stability = stability or {}
     rows, index = [], []
     for regime in verdict.regimes():
         for s in verdict.in_regime(regime):
             rows.append([regime, dataset_text(s), metric_text(s), recommended_text(s), gain_text(s),
-                         cost_text(s.best.cost, s.cost_unit), cheapest_text(s), "; ".join(flags(s)) or "-"])
+                         cost_text(s.best.cost, s.cost_unit), cheapest_text(s),
+                         stability.get((s.setting, s.best.label), "-"), "; ".join(flags(s)) or "-"])
             index.append(s.setting)
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS, index=pd.Index(index, name="setting"))
 

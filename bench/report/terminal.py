@@ -12,7 +12,7 @@ from valbench.report.tables import answer_table, footnotes
 def terminal_text(report: Report, html: Path | None = None) -> str:
     """The status line, the answer table (plain text, one row per regime x dataset) and the report's path."""
     lines = [report.title("answer")]
-    table = answer_table(report.verdict)
+    table = answer_table(report.verdict, report.entry_stability)
     lines.append(table.to_markdown(index=False, tablefmt="simple") if not table.empty
                  else "no successful cell: nothing to compare")
     lines += footnotes(report.verdict, report.frames.derived)

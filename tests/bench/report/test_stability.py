@@ -66,3 +66,13 @@ def test_a_run_ranks_a_deterministic_method_steadier_than_random(tmp_path):
     assert seeds.spearman["knn-shapley", 0.1] > 0.3 and seeds.overlap["knn-shapley", 0.1] > seeds.overlap["random", 0.1]
     assert tables["column"].set_index("method").stability["random"].startswith("unstable")
     assert set(tables["methods"][["method_a", "method_b"]].iloc[0]) == {"knn-shapley", "random"}
+    # the report reads the same numbers: the answer table's column for the recommended entry, and its section
+    from valbench.report.build import build_report
+    from valbench.report.tables import answer_table
+
+    report = build_report(tmp_path / "r")
+    column = answer_table(report.verdict, report.entry_stability)["values across seeds"]
+    best = report.verdict.settings[0].best.label
+    expected = tables["column"].set_index("method").stability[best]
+    assert column.iloc[0] == expected and expected.split()[0] in ("stable", "unstable")
+    assert "Stability of the values" in (tmp_path / "r" / "index.html").read_text()
