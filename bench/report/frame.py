@@ -159,12 +159,17 @@ def label_cells(records: list[dict], config: dict | None = None) -> pd.DataFrame
 def judged_metrics(cells: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
     """Per setting the metric it is judged on, and a note where the records cannot give the right one.
 
-    The train split's majority share decides (:func:`valbench.metrics.judged_metric`); records written before
-    balanced accuracy existed lack the shares, so their settings are judged on accuracy, with a note saying so.
+    The train split's majority share decides (:func:`valbench.metrics.judged_metric`), the largest over the
+    dataset's cells at every noise rate: the clean labels' share (flipping labels only evens the classes out), so
+    one dataset is judged on one metric in every regime, also for records that stored their noisy shares. Records
+    written before balanced accuracy existed lack the shares, so their settings are judged on accuracy, with a
+    note saying so.
     """
     metrics, notes = {}, {}
-    for setting, here in cells[cells.status == OK].groupby("setting", sort=False):
-        share = here.majority_share.max()
+    ok = cells[cells.status == OK]
+    dataset_share = ok.groupby("dataset").majority_share.max()
+    for setting, here in ok.groupby("setting", sort=False):
+        share = dataset_share[here.dataset.iloc[0]]
         if math.isnan(share):
             metrics[setting] = "accuracy"
             notes[setting] = NO_SHARES

@@ -71,7 +71,9 @@ def _summarise(pairs: pd.DataFrame, keys: list[str], budgets: dict[float, str]) 
 def seed_stability(scores: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, noise_rate, method, params, budget): the ranking's agreement with itself across seeds."""
     budgets = subset_columns(scores)
-    pooled = scores[scores.row_id_kind == "pool"]
+    # only rows whose id names the same row under every seed compare; files written before ``row_id_kind``
+    # existed do not say so, and are left out rather than guessed
+    pooled = scores[scores.row_id_kind == "pool"] if "row_id_kind" in scores else scores.iloc[:0]
     pairs = []
     for key, entry in pooled.groupby(ENTRY, sort=False):
         by_seed = {seed: frame for seed, frame in entry.groupby("seed")}
