@@ -42,8 +42,8 @@ bench-quick: install
 
 # Opt-in, not in CI: the real datasets at their real sizes (configs/real.toml; docs/datasets.md: The real grid).
 # Resumes: cells already in reports/real/results.jsonl are skipped, so an interrupted run goes on where it stopped.
+# --extend: the committed reports/real was run before tracin and data-oob joined configs/real.toml; the run grows to it.
 bench-real: data
-# --extend: the committed reports/real was run before tracin and data-oob joined configs/real.toml; the run grows to the new grid.
 	$(VALBENCH) run --config configs/real.toml --jobs $(JOBS) --out $(OUT) --run-id real --extend
 
 # Opt-in: Fashion-MNIST with the CNN learner (configs/real-cnn.toml).

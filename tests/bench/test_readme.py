@@ -1,13 +1,21 @@
 """``make reference-report`` copies the run's answer and verdict into the README between their markers."""
 
+import pytest
+
 from valbench.report.readme import ANSWER_END, ANSWER_START, VERDICT_END, VERDICT_START, markers, update_readme
 from tests.bench.report.test_html import DATASETS, METHODS, ok_record, write_run
 
 
-def test_answer_and_verdict_land_between_their_markers(tmp_path):
+@pytest.fixture
+def run_dir(tmp_path):
+    """A two-seed run of every dataset and method of the report tests."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     write_run(run_dir, [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)])
+    return run_dir
+
+
+def test_answer_and_verdict_land_between_their_markers(tmp_path, run_dir):
     readme = tmp_path / "README.md"
     real_start, real_end = markers("answer", "real")
     readme.write_text(f"intro\n{VERDICT_START}\nold verdict\n{VERDICT_END}\n\n{ANSWER_START}\nold answer\n{ANSWER_END}\n"
@@ -22,10 +30,7 @@ def test_answer_and_verdict_land_between_their_markers(tmp_path):
     assert all(f"| {d} " in answer for d in DATASETS)  # one answer row per dataset
 
 
-def test_a_named_block_is_filled_and_the_answer_markers_are_required(tmp_path):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    write_run(run_dir, [ok_record(d, m, s, n) for d, n in DATASETS.items() for m in METHODS for s in (0, 1)])
+def test_a_named_block_is_filled_and_the_answer_markers_are_required(tmp_path, run_dir):
     readme = tmp_path / "README.md"
     start, end = markers("answer", "real")
     readme.write_text(f"{start}\n{end}\n")
