@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import valbench.cli as cli
+from tests.bench.test_faults_inputs import stub_outputs
 import valbench.runner as runner
 from valbench.grid import GridConfig
 from valbench.registry import load_installed, load_plugins
@@ -30,12 +31,6 @@ EXPECTED = {
     "sigprof": ("over cap", "over cap: the fit ran past 2 learner fits"),  # or timeout on a starved machine
     "chatty": ("ok", None),
 }
-
-
-def stub_outputs(monkeypatch):
-    monkeypatch.setattr(cli, "_render_report", lambda run_dir: None)
-    monkeypatch.setattr(cli, "write_summary", lambda run_dir: (Path(run_dir) / "summary.md").write_text("stub")
-                        and "summary")
 
 
 def records(run_dir: Path) -> list[dict]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import valbench.cli as cli
+from tests.bench.test_faults_inputs import stub_outputs
 from valbench.registry import load_installed, load_plugins
 from valbench.store import ResultsStore
 
@@ -27,12 +28,6 @@ def grid(out: Path, *extra: str) -> list[str]:
     return ["--plugin", PLUGIN, "run", "--methods", "plugin-sleepy", "--set", "plugin-sleepy.seconds=1",
             "--datasets", "wine", "--budgets", "0.5", "--seeds", ",".join(map(str, range(SEEDS))), "--jobs", "2",
             "--out", str(out), "--run-id", "r", "--no-progress", "--no-cache", *extra]
-
-
-def stub_outputs(monkeypatch):
-    monkeypatch.setattr(cli, "_render_report", lambda run_dir: None)
-    monkeypatch.setattr(cli, "write_summary", lambda run_dir: (Path(run_dir) / "summary.md").write_text("stub")
-                        and "summary")
 
 
 def start(out: Path) -> subprocess.Popen:
