@@ -61,7 +61,8 @@ data-embed: data
 	$(PY) -m valbench.datasets.features
 
 # Opt-in: the linear datamodeling score of the per-point methods (benchmarks/lds.py; docs/attribution.md):
-# breast_cancer, logreg and the MLP, 50 random half subsets (cached in reports/.cache/lds); LDS_TIME_NOTE
+# breast_cancer, logreg and the MLP, 50 random half subsets (cached in reports/.cache/lds); 2 min 40 s of CPU
+# (16 min wall on the 2 cores shared by 8 sessions where it was measured), most of it banzhaf and tmc on the MLP.
 bench-lds: install
 	$(PY) benchmarks/lds.py
 

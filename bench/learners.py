@@ -322,3 +322,20 @@ def learner_for(name: str, data: Any, seed: int = 0, **params: Any) -> Learner:
     """The learner called ``name`` for a :class:`~valbench.protocol.Dataset` (its shape, classes, image shape)."""
     return make_learner(name, data.n_features, data.n_classes, seed=seed,
                         image_shape=data.meta.get("image_shape"), **params)
+
+
+def out_of_fold_probabilities(learner: Learner, x: np.ndarray, y: np.ndarray, n_classes: int, folds: int,
+                              seed: int) -> np.ndarray:
+    """``(n, n_classes)`` predicted probabilities of each point by the learner fitted on the other folds.
+
+    Stratified folds where every class has at least ``folds`` members, plain shuffled folds otherwise (a rare
+    class then misses some training folds, as it would in any cross-validation of that data).
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    _, counts = np.unique(y, return_counts=True)
+    splitter = (StratifiedKFold if counts.min() >= folds else KFold)(folds, shuffle=True, random_state=seed)
+    probs = np.zeros((len(y), n_classes))
+    for train, held in splitter.split(x, y):
+        probs[held] = learner.fit(x[train], y[train]).predict_proba(x[held])
+    return probs

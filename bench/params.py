@@ -36,7 +36,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from valbench.protocol import DataError
+from valbench.errors import DataError
 
 BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _KIND_NAMES = {bool: "a boolean (true/false/yes/no/1/0)", int: "a whole number (int)", float: "a number",

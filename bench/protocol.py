@@ -11,11 +11,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from valbench.errors import DataError  # re-exported: the harness and plugins import it from here
 from valbench.learners import Learner
-
-
-class DataError(ValueError):
-    """A dataset, a split or a harness argument is malformed; the message names what and why."""
 
 
 class MethodError(RuntimeError):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from valbench.datasets.datafiles import data_dir
-from valbench.datasets.images import fashion_mnist_arrays
+from valbench.datasets.fashion_mnist_files import fashion_mnist_arrays
 from valbench.learners import make_learner
 
 RESULTS = Path(__file__).parent / "results"

@@ -20,7 +20,7 @@ import torch
 
 from valbench.datasets.datafiles import data_dir
 from valbench.datasets.features import DEFAULT, cnn_features, feature_path
-from valbench.datasets.images import fashion_mnist_arrays
+from valbench.datasets.fashion_mnist_files import fashion_mnist_arrays
 from valbench.datasets.splits import standardise
 from valbench.learners import make_learner
 

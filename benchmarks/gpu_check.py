@@ -21,7 +21,7 @@ import torch
 
 from valbench.datasets.datafiles import data_dir
 from valbench.datasets.features import FeatureSettings, train_extractor
-from valbench.datasets.images import fashion_mnist_arrays
+from valbench.datasets.fashion_mnist_files import fashion_mnist_arrays
 from valbench.learners import make_learner
 
 

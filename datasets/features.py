@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from valbench.datasets.datafiles import data_dir
+from valbench.datasets.fashion_mnist_files import fashion_mnist_arrays
 from valbench.datasets.splits import stratified_parts
 from valbench.streams import stream
 
@@ -137,8 +138,6 @@ def _valid(path: Path) -> bool:
 
 def ensure_features(directory: Path, settings: FeatureSettings, log=None) -> Path:
     """The verified feature file for ``settings`` under ``directory``, built first when missing or altered."""
-    from valbench.datasets.images import fashion_mnist_arrays
-
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     path = feature_path(directory, settings)
     if _valid(path):

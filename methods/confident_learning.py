@@ -18,31 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
-from valbench.learners import Learner
+from valbench.learners import Learner, out_of_fold_probabilities
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
 
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
-
-
-def out_of_fold_probabilities(learner: Learner, x: np.ndarray, y: np.ndarray, n_classes: int, folds: int,
-                              seed: int) -> np.ndarray:
-    """``(n, n_classes)`` predicted probabilities of each point by the learner fitted on the other folds.
-
-    Stratified folds where every class has at least ``folds`` members, plain shuffled folds otherwise (a rare
-    class then misses some training folds, as it would in any cross-validation of that data).
-    """
-    _, counts = np.unique(y, return_counts=True)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    if counts.min() < folds:
-        from sklearn.model_selection import KFold
-        splitter = KFold(folds, shuffle=True, random_state=seed)
-    probs = np.zeros((len(y), n_classes))
-    for train, held in splitter.split(x, y):
-        probs[held] = learner.fit(x[train], y[train]).predict_proba(x[held])
-    return probs
 
 
 def label_quality(labels: np.ndarray, pred_probs: np.ndarray, method: str) -> np.ndarray:

@@ -29,6 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from valbench.learners import Learner, LogisticRegression
+from valbench.params import Rule
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
 
@@ -243,6 +244,8 @@ class DataOOB(ValuationMethod):
     name = "data-oob"
     description = "Data-OOB (Kwon & Zou 2023): out-of-bag accuracy of B bagged models (logreg: one batched fit)"
     params = {"num_models": 100, "max_samples": 1.0, "tol": 1e-4, "max_iter": 500}
+    param_rules = {"num_models": Rule(int, low=1), "max_samples": Rule(float, low=0, low_open=True, high=1),
+                   "tol": Rule(float, low=0, low_open=True), "max_iter": Rule(int, low=1)}
 
     def check(self) -> dict:
         c = super().check()

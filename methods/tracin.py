@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from valbench.learners import Learner, as_tensor
+from valbench.params import Rule
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
 from valbench.training import train_minibatch
@@ -169,6 +170,8 @@ class TracIn(ValuationMethod):
                    "self-influence (mislabels), last layer or all parameters")
     params = {"target": "validation", "layers": "last", "projection_dim": 0, "epochs": 10}
     learners = ("logreg", "mlp", "cnn")
+    param_rules = {"target": Rule(str, choices=TARGETS), "layers": Rule(str, choices=LAYERS),
+                   "projection_dim": Rule(int, low=0), "epochs": Rule(int, low=1)}
 
     def check(self) -> dict:
         c = super().check()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,10 +20,11 @@ import pandas as pd
 from valbench.cache import array_digest
 from valbench.datasets.splits import split_sizes, standardise
 from valbench.keep.apply import fit_values, validation_size, values_table
-from valbench.keep.candidates import CAP_FITS, DETECTORS, MAX_FITS, Candidate, choose_candidates
+from valbench.keep.candidates import CAP_FITS, DETECTORS, MAX_FITS, MEMORY_LIMIT_MB, Candidate, choose_candidates
 from valbench.keep.measure import detection_evidence, evidence, measurement_cells, run_measurement
-from valbench.keep.noise import NoiseEstimate, estimate_noise
-from valbench.keep.recommend import Recommendation, recommend
+from valbench.keep.noise import estimate_noise
+from valbench.keep.recommend import recommend
+from valbench.keep.selection import Selection
 from valbench.measure import measure
 from valbench.metrics import judged_metric
 from valbench.protocol import DataError
@@ -33,30 +33,6 @@ from valbench.registry import load_installed
 MIN_SEEDS = 3
 MIN_CHECK_RATE = 0.02  # --check-detection flips at least this share, so that there is something to detect
 DEFAULT_DETECTOR = "cleanlab"
-
-
-@dataclass
-class Selection:
-    """What :func:`select` found: ``recommended`` (the entry applied), ``evidence`` (one row per candidate),
-    ``values`` (one row per input row), the noise estimate, the detection check, cost per step, output paths."""
-
-    recommended: str
-    evidence: pd.DataFrame
-    values: pd.DataFrame
-    noise: NoiseEstimate
-    recommendation: Recommendation
-    metric: str
-    budget_text: str
-    detector: str
-    detection_rule: str
-    detection: pd.DataFrame | None = None
-    left_out: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, dict[str, float]] = field(default_factory=dict)
-    paths: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def sentence(self) -> str:
-        return self.recommendation.sentence(self.evidence)
 
 
 def _say(progress: bool, text: str) -> None:
@@ -101,7 +77,8 @@ def check_inputs(x: Any, y: Any, budget: float, ids: Any, seeds: int) -> tuple[n
 def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, id_name: str = "row",
            methods: list[str] | None = None, seeds: int = MIN_SEEDS, check_detection: bool = False,
            out: str | Path | None = None, jobs: int = 1, backend: str = "local", scheduler: str | None = None,
-           max_fits: float = MAX_FITS, progress: bool = True) -> Selection:
+           max_fits: float = MAX_FITS, memory_limit_mb: float | None = MEMORY_LIMIT_MB,
+           progress: bool = True) -> Selection:
     """Which rows of ``(x, y)`` to keep at ``budget`` (a fraction of the rows, or a count), and which look
     mislabelled: measured on this data, with the evidence.
 
@@ -109,7 +86,8 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
     ``max_fits`` learner fits; random always); ``seeds``: stratified splits measured (>= 3);
     ``check_detection``: also flip labels at the estimated noise rate and rank the detectors by ROC-AUC (the
     best then flags the label issues; else cleanlab does); ``out``: the folder for the work (resumable) and the
-    outputs (default: a temporary folder); ``backend="dask"`` runs the measurement's cells on a dask cluster.
+    outputs (default: a temporary folder); ``backend="dask"`` runs the measurement's cells on a dask cluster;
+    ``memory_limit_mb``: a measured cell whose worker grows past it fails alone (None: no limit).
     """
     load_installed()
     x, codes, classes, ids = check_inputs(x, y, budget, ids, seeds)
@@ -142,7 +120,7 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
     cells = measurement_cells(data_path, candidates, fraction, list(range(seeds)), n_valid)
     records = step("measure", f"[2/4] measuring {len(candidates)} candidates x {seeds} seeds ({len(cells)} cells) "
                               f"on {metric.replace('_', ' ')}", lambda: run_measurement(
-                                  work / "run", cells, jobs, backend, scheduler, progress, CAP_FITS))
+                                  work / "run", cells, jobs, backend, scheduler, progress, CAP_FITS, memory_limit_mb))
     table = evidence(records, cells, metric)
     recommendation = recommend(table, metric)
     detection, detector = None, Candidate(DEFAULT_DETECTOR)
@@ -152,7 +130,7 @@ def select(x: Any, y: Any, budget: float, *, ids: Sequence[Any] | None = None, i
                                     n_valid, noise_rate=round(rate, 3))
         detection = detection_evidence(step("check_detection", f"      detectors on {rate:.1%} flipped labels", lambda:
                                             run_measurement(work / "run", flipped, jobs, backend, scheduler,
-                                                            progress, CAP_FITS)), flipped)
+                                                            progress, CAP_FITS, memory_limit_mb)), flipped)
         detector = Candidate(str(detection.detector.iloc[0]))
     applied = next(c for c in candidates if c.label == recommendation.apply)
     values, flags = step("refit", f"[3/4] refitting {applied.label} and {detector.label} on all rows", lambda: (

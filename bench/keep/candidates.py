@@ -20,6 +20,7 @@ from valbench.registry import METHODS, get_method
 
 CAP_FITS = 60.0  # the real grid's cap (configs/real.toml): a fit may take 60 learner fits on its train split
 MAX_FITS = 10.0  # default: leave out candidates predicted to cost more learner fits than this
+MEMORY_LIMIT_MB = 3000.0  # a measured cell's worker past this is killed: select stays under 4 GB at --jobs 1
 RANDOM = "random"
 
 # method: (learner fits at 20,000 points, slope of fits against N), benchmarks/results/scaling_fashion_mnist

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from valbench.keep.candidates import MAX_FITS
+from valbench.keep.candidates import MAX_FITS, MEMORY_LIMIT_MB
 from valbench.protocol import DataError
 
 
@@ -28,6 +28,8 @@ def add_select_parser(sub: argparse._SubParsersAction, csv_list) -> None:
     p.add_argument("--seeds", type=int, default=3, help="stratified splits measured (>= 3)")
     p.add_argument("--check-detection", action="store_true",
                    help="also flip labels at the estimated noise rate and rank the label-error detectors")
+    p.add_argument("--memory-limit", type=float, default=MEMORY_LIMIT_MB, metavar="MB",
+                   help=f"a measured cell past this resident memory fails alone (default {MEMORY_LIMIT_MB:g}; 0: none)")
     p.add_argument("--jobs", type=int, default=1, help="cells measured in parallel on this machine")
     p.add_argument("--backend", choices=["local", "dask"], default="local")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (default: a local cluster)")
@@ -39,6 +41,8 @@ def command_select(args: argparse.Namespace) -> None:
     from valbench.datasets.table import read_table
     from valbench.keep.api import select
 
+    if args.memory_limit < 0:
+        raise DataError(f"--memory-limit {args.memory_limit:g} is invalid: give megabytes (> 0), or 0 for no limit")
     if args.jobs < 1:
         raise DataError(f"--jobs {args.jobs} is invalid: give the number of cells measured in parallel (>= 1)")
     if args.scheduler and args.backend != "dask":
@@ -50,6 +54,7 @@ def command_select(args: argparse.Namespace) -> None:
     selection = select(x, y, args.budget, ids=ids, id_name=args.id or "row", methods=args.methods,
                        seeds=args.seeds, check_detection=args.check_detection, out=args.out, jobs=args.jobs,
                        backend=args.backend, scheduler=args.scheduler, max_fits=args.max_fits,
+                       memory_limit_mb=args.memory_limit or None,
                        progress=not args.no_progress)
     print(f"label noise: {selection.noise.sentence()}")
     print(f"recommendation: {selection.sentence}")

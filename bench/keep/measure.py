@@ -46,13 +46,15 @@ def measurement_cells(data_path: Path, candidates: list[Candidate], fraction: fl
 
 def run_measurement(run_dir: Path, cells: dict[str, tuple[Cell, Candidate]], jobs: int = 1, backend: str = "local",
                     scheduler: str | None = None, progress: bool = True,
-                    cap_fits: float | None = None) -> list[dict[str, Any]]:
-    """Run the cells (skipping those already stored in ``run_dir``) and return their records."""
+                    cap_fits: float | None = None, memory_limit_mb: float | None = None) -> list[dict[str, Any]]:
+    """Run the cells (skipping those already stored in ``run_dir``) and return their records; a cell whose
+    worker grows past ``memory_limit_mb`` is killed and recorded failed (the harness's limit)."""
     store = ResultsStore(run_dir)
     client = connect_dask(scheduler) if backend == "dask" else None
     try:
         run_grid([cell for cell, _ in cells.values()], store, jobs=-1 if client else jobs, progress=progress,
-                 backend="dask" if client else "loky", cache_dir=run_dir / ".cache", cap_fits=cap_fits)
+                 backend="dask" if client else "loky", cache_dir=run_dir / ".cache", cap_fits=cap_fits,
+                 memory_limit_mb=memory_limit_mb)
     finally:
         if client is not None:
             client.close()

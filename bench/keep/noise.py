@@ -1,7 +1,7 @@
 """How noisy do the labels look? Confident learning's estimate of the share of wrong labels, with its spread.
 
 Out-of-fold probabilities come from the suite's learner cross-fitted over stratified folds (each row's
-probabilities from the model that did not see it: :func:`valbench.methods.confident_learning.out_of_fold_probabilities`,
+probabilities from the model that did not see it: :func:`valbench.learners.out_of_fold_probabilities`,
 the same as the ``cleanlab`` method's). cleanlab's ``estimate_joint`` turns labels and probabilities into the joint
 distribution of given and true labels (calibrated confident joint, Northcutt et al. 2021, eq. 3); the noise rate
 is its off-diagonal mass, ``1 - trace(Q)``. The point estimate uses every row; the interval is Student's t over
@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from valbench.learners import make_learner
-from valbench.methods.confident_learning import out_of_fold_probabilities
+from valbench.learners import out_of_fold_probabilities
 from valbench.report.stats import mean_ci
 
 

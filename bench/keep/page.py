@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-if TYPE_CHECKING:
-    from valbench.keep.api import Selection
+from valbench.keep.selection import Selection
 
 FIGURE = "evidence.png"
 PAGE = "index.html"
 
 
-def draw_evidence(selection: "Selection", path: Path) -> Path:
+def draw_evidence(selection: Selection, path: Path) -> Path:
     """Each candidate's value at the budget (mean and t interval over seeds), random's mean as a line; the
     applied entry in orange."""
     rows = selection.evidence.dropna(subset=["value"]).sort_values("value")
@@ -42,7 +40,7 @@ def draw_evidence(selection: "Selection", path: Path) -> Path:
     return path
 
 
-def write_page(selection: "Selection", out_dir: Path) -> Path:
+def write_page(selection: Selection, out_dir: Path) -> Path:
     """``out_dir/index.html`` with the figure beside it."""
     draw_evidence(selection, out_dir / FIGURE)
     evidence = selection.evidence.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")

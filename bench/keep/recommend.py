@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from valbench.protocol import DataError
 from valbench.report.verdict import RANDOM, Choice, choose
 
 
@@ -41,6 +42,9 @@ class Recommendation:
 
 def recommend(evidence: pd.DataFrame, metric: str) -> Recommendation:
     """Apply the verdict's rule to the evidence's (label, value, cost_fits, n_seeds)."""
+    if evidence.value.isna().all():
+        raise DataError("no candidate could be measured on this data: "
+                        + "; ".join(f"{r.label}: {r.status}" for r in evidence.itertuples()))
     choice = choose(evidence[["label", "value", "cost_fits", "n_seeds"]])
     return Recommendation(choice=choice, apply=RANDOM if choice.random_within else choice.cheapest_within,
                           metric=metric.replace("_", " "))

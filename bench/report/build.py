@@ -32,6 +32,7 @@ class Report:
 
     @property
     def name(self) -> str:
+        """The run directory's name (``real``, ``reference``, ``run-<hash>``)."""
         return self.frames.run_dir.resolve().name
 
     def title(self, what: str) -> str:

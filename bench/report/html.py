@@ -311,10 +311,12 @@ OPEN_TARGET = ("function openTarget(){var t=document.getElementById(decodeURICom
 
 
 def _slug(text: str) -> str:
+    """An anchor from a label: ``caravan, noise 0.2`` -> ``caravan-noise-0.2``."""
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
 
 
 def _details(anchor: str, title: str, body: str, level: int = 2, open_: bool = False) -> str:
+    """A collapsible section whose heading is its summary, reachable by ``#anchor``."""
     return (f"<details id='{anchor}'{' open' if open_ else ''}><summary><h{level}>{html.escape(title)}</h{level}>"
             f"</summary>{body}</details>")
 

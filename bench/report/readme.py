@@ -1,15 +1,18 @@
-"""Copy a run's answer, verdict and tables into the README between their markers (``make reference-report``).
+"""Copy a run's answer, verdict and detection table into the README between their markers
+(``make reference-report`` for the reference run; ``python -m valbench.report.readme reports/real README.md real``
+for the real grid).
 
-All blocks render one :class:`valbench.report.build.Report`, as ``summary.md`` and ``index.html`` do:
+All blocks render one :class:`valbench.report.build.Report`, as ``summary.md`` and ``index.html`` do; ``NAME`` is
+the block's name (``reference`` by default, ``real``):
 
-* ``<!-- reference-answer:start/end -->``: the run's status line (a partial run says so first) and the
+* ``<!-- NAME-answer:start/end -->``: the run's status line (a partial run says so first) and the
   one-screen answer table (:func:`valbench.report.tables.answer_table`);
-* ``<!-- reference-verdict:start/end -->``: per regime a line per dataset (:func:`valbench.report.tables.headline`)
+* ``<!-- NAME-verdict:start/end -->``: per regime a line per dataset (:func:`valbench.report.tables.headline`)
   and, under it, where the win comes from (hostcp-fl against the best pipeline, cleaning vs selection);
-* ``<!-- reference-table:start/end -->``: the full results table;
-* ``<!-- reference-detection:start/end -->``: the mislabel-detection table.
+* ``<!-- NAME-detection:start/end -->``: the mislabel-detection table.
 
-The table block is required; the others are filled where their markers are present.
+The answer block is required; the others are filled where their markers are present. The full results table
+is not copied: it is as long as the grid, and ``summary.md`` and ``results.csv`` beside the report hold it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ from pathlib import Path
 
 from valbench.report.build import Report, build_report
 from valbench.report.stats import attribution_line, detection_table
-from valbench.report.tables import answer_table, footnotes, headline, results_table
+from valbench.report.tables import answer_table, footnotes, headline
 
-START, END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
-ANSWER_START, ANSWER_END = "<!-- reference-answer:start -->", "<!-- reference-answer:end -->"
-VERDICT_START, VERDICT_END = "<!-- reference-verdict:start -->", "<!-- reference-verdict:end -->"
-DETECTION_START, DETECTION_END = "<!-- reference-detection:start -->", "<!-- reference-detection:end -->"
+
+
+def markers(block: str, name: str = "reference") -> tuple[str, str]:
+    """The start and end markers of one generated block (``answer``, ``verdict``, ``detection``) of run ``name``."""
+    return f"<!-- {name}-{block}:start -->", f"<!-- {name}-{block}:end -->"
+
+
+ANSWER_START, ANSWER_END = markers("answer")
+VERDICT_START, VERDICT_END = markers("verdict")
+DETECTION_START, DETECTION_END = markers("detection")
 
 
 def _replace(text: str, start: str, end: str, body: str) -> str:
@@ -66,21 +75,22 @@ def detection_markdown(report: Report) -> str:
     return table.to_markdown(index=False)
 
 
-def update_readme(run_dir: Path, readme: Path) -> None:
-    """Replace the text between each present pair of markers with the run's block (the table's are required)."""
+def update_readme(run_dir: Path, readme: Path, name: str = "reference") -> None:
+    """Replace the text between each present pair of run ``name``'s markers with the run's block (the answer's
+    are required)."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} lacks the markers {START} ... {END}")
+    start, end = markers("answer", name)
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} lacks the markers {start} ... {end}")
     report = build_report(run_dir)
-    text = _replace(text, START, END, results_table(report.frames).to_markdown(index=False))
-    for start, end, render in ((ANSWER_START, ANSWER_END, answer_markdown), (VERDICT_START, VERDICT_END, verdict_lines),
-                               (DETECTION_START, DETECTION_END, detection_markdown)):
+    for block, render in (("answer", answer_markdown), ("verdict", verdict_lines), ("detection", detection_markdown)):
+        start, end = markers(block, name)
         if start in text and end in text:
             text = _replace(text, start, end, render(report))
     readme.write_text(text)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python -m valbench.report.readme RUN_DIR README.md")
-    update_readme(Path(sys.argv[1]), Path(sys.argv[2]))
+    if len(sys.argv) not in (3, 4):
+        raise SystemExit("usage: python -m valbench.report.readme RUN_DIR README.md [NAME: reference (default), real]")
+    update_readme(Path(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:])

@@ -29,6 +29,7 @@ ANSWER_COLUMNS = ["regime", "dataset", "judged on", "recommended", "gain over ra
 
 
 def seeds_text(n: int) -> str:
+    """``1 seed`` / ``3 seeds``."""
     return f"{n} seed{'s' * (n != 1)}"
 
 
@@ -124,6 +125,7 @@ def recommended_text(verdict: SettingVerdict) -> str:
 
 
 def cheapest_text(verdict: SettingVerdict) -> str:
+    """The cheapest entry within one point (random included) with its value and cost, or "the best itself"."""
     cheap = verdict.cheapest
     if cheap.label == verdict.best.label:
         return "the best itself"

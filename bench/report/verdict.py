@@ -124,6 +124,7 @@ class SettingVerdict:
     per_budget: tuple[BudgetVerdict, ...]
 
     def entry(self, label: str) -> Entry:
+        """The entry of that label (a label of :attr:`choice` always has one)."""
         return next(e for e in self.entries if e.label == label)
 
     @property
@@ -168,14 +169,12 @@ class Verdict:
         return ordered_regimes(s.regime for s in self.settings)
 
     def in_regime(self, regime: str) -> list[SettingVerdict]:
+        """The settings of one regime, in the frames' order."""
         return [s for s in self.settings if s.regime == regime]
 
 
-def _seed_sets(budgets: pd.DataFrame) -> dict[str, set]:
-    return {m: set(g.seed) for m, g in budgets.groupby("method", sort=False)}
-
-
 def _paired(wide: pd.DataFrame, left: str, right: str) -> pd.Series:
+    """left - right on the rows (seeds) both have."""
     return (wide[left] - wide[right]).dropna()
 
 

@@ -106,6 +106,7 @@ def test_a_method_that_reads_the_validation_split_values_the_other_rows():
     (["--budget", "0.1", "--id", "f0"], "must hold a unique value per row"),
     (["--budget", "0.1", "--label", "missing"], "label column 'missing' not found"),
     (["--budget", "0.1", "--jobs", "0"], "--jobs 0 is invalid"),
+    (["--budget", "0.1", "--memory-limit", "-1"], "--memory-limit -1 is invalid"),
 ])
 def test_bad_input_is_refused_in_one_line_before_any_work(extra, message, tmp_path, capsys):
     x, y = blobs(60, 2, spread=1.0)
@@ -149,3 +150,11 @@ def test_a_rerun_in_the_same_folder_resumes_and_other_data_never_reuses_its_cell
     other = y.copy()
     other[:10] = (other[:10] + 1) % 3
     assert run(other) == 12
+
+
+def test_a_cell_past_the_memory_limit_fails_alone_and_none_measured_is_said_in_one_line(tmp_path):
+    x, y = blobs(100, 2, spread=2.0)
+    with pytest.raises(DataError, match="no candidate could be measured on this data: random: failed"):
+        valbench.select(x, y, 0.2, methods=["random"], out=tmp_path, progress=False, memory_limit_mb=1)
+    record = (tmp_path / "measure" / "run" / "results.jsonl").read_text().splitlines()[0]
+    assert "memory limit of 1 MB exceeded" in record

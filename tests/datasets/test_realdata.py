@@ -6,7 +6,7 @@ import pytest
 
 from valbench.datasets.datafiles import FILES, data_dir
 from valbench.datasets.fetch import missing_files
-from valbench.datasets.images import fashion_mnist_arrays
+from valbench.datasets.fashion_mnist_files import fashion_mnist_arrays
 from valbench.datasets.uci import SETS, rda_table
 from valbench.registry import get_dataset
 

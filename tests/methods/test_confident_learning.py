@@ -4,7 +4,8 @@ from cleanlab.filter import find_label_issues
 
 from tests.conftest import blobs
 from valbench.learners import LogisticRegression
-from valbench.methods.confident_learning import ConfidentLearning, label_quality, out_of_fold_probabilities
+from valbench.learners import out_of_fold_probabilities
+from valbench.methods.confident_learning import ConfidentLearning, label_quality
 from valbench.protocol import DataError
 
 

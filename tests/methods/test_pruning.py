@@ -89,7 +89,7 @@ def test_bad_parameters_are_refused(name):
     cls = get_method(name)
     with pytest.raises(DataError, match="keep='all' must be one of \\['hard', 'easy'\\]"):
         cls(keep="all").check()
-    with pytest.raises(DataError, match="epochs=2.5 must be a whole number"):
+    with pytest.raises(DataError, match="epochs=2.5 is invalid; epochs takes a whole number"):
         cls(epochs=2.5).check()
     with pytest.raises(DataError, match="epochs=-1 must be a whole number"):
         cls(epochs=-1).check()
@@ -157,5 +157,6 @@ def test_per_class_takes_each_class_share_from_its_own_end():
     per_class = keep_subsets(scores, "hard", [2, 4], seed=0, y=y)
     assert per_class[2].tolist() == [4, 5] and per_class[4].tolist() == [3, 4, 5, 7]
     assert keep_subsets(scores, "easy", [4], seed=0, y=y)[4].tolist() == [0, 1, 2, 6]
-    with pytest.raises(DataError, match="per_class='yes' must be a bool"):
-        get_method("aum")(per_class="yes")
+    assert get_method("aum")(per_class="yes").config["per_class"] is True  # the strict booleans' spellings
+    with pytest.raises(DataError, match="per_class='maybe' is invalid; per_class takes a boolean"):
+        get_method("aum")(per_class="maybe")

@@ -10,7 +10,7 @@ from valbench.report import publish
 from valbench.report.build import build_report
 from valbench.report.html import _answer_html
 from valbench.report.markdown import summary_markdown
-from valbench.report.readme import (ANSWER_END, ANSWER_START, END, START, VERDICT_END, VERDICT_START, answer_markdown,
+from valbench.report.readme import (ANSWER_END, ANSWER_START, VERDICT_END, VERDICT_START, answer_markdown,
                                     update_readme, verdict_lines)
 from valbench.report.terminal import terminal_text
 from valbench.store import ResultsStore
@@ -65,7 +65,7 @@ def test_exact_ties_name_the_same_best_and_tie_list_in_every_output(tmp_path):
     run_dir = levels(tmp_path / "run", TIED)
     terminal = publish(run_dir)  # writes index.html, summary.md, figures; returns what the terminal shows
     readme = tmp_path / "README.md"
-    readme.write_text(f"{ANSWER_START}\n{ANSWER_END}\n{VERDICT_START}\n{VERDICT_END}\n{START}\n{END}\n")
+    readme.write_text(f"{ANSWER_START}\n{ANSWER_END}\n{VERDICT_START}\n{VERDICT_END}\n")
     update_readme(run_dir, readme)
     texts = {"html": (run_dir / "index.html").read_text(), "summary": (run_dir / "summary.md").read_text(),
              "terminal": terminal, "readme": readme.read_text()}
