@@ -80,7 +80,7 @@ def test_same_seed_same_result():
 
 
 @pytest.mark.parametrize("bad, message", [({"detect": "loss"}, "detect"), ({"fraction": 1.5}, "fraction"),
-                                          ({"suspects": "hide"}, "suspects"), ({"opening": "yes"}, "opening"),
+                                          ({"suspects": "hide"}, "suspects"), ({"opening": "maybe"}, "opening"),
                                           ({"batch_size": 1}, "batch_size"), ({"solver": "scs"}, "solver"),
                                           ({"gamma": 0}, "gamma"), ({"readout": "greedy"}, "readout")])
 def test_bad_parameters_fail_before_any_work(bad, message):
