@@ -72,7 +72,13 @@ def scores_frame(data: Dataset, valuation: Valuation, budgets: Sequence[float], 
     columns.update(label=data.y_train, noisy=np.asarray(data.noisy_mask, dtype=bool))
     frame = pd.DataFrame(columns)
     return frame.assign(method=method, dataset=data.name, seed=int(seed), noise_rate=float(noise_rate),
-                        params=json.dumps(params, sort_keys=True, default=str))
+                        params=params_text(params))
+
+
+def params_text(params: dict[str, Any] | None) -> str:
+    """A cell's method parameters as the scores files' ``params`` column spells them (sorted-key JSON): the
+    one spelling the report matches entries by."""
+    return json.dumps(params or {}, sort_keys=True, default=str)
 
 
 def scores_path(run_dir: str | Path, key: str) -> Path:

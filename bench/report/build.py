@@ -9,7 +9,6 @@ format this :class:`Report`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from valbench.report.labels import Labels
 from valbench.report.stability import stability_tables
 from valbench.report.stats import Attribution, attribution, detection_ranking, family_bests
 from valbench.report.verdict import Verdict, build_verdict
+from valbench.values import params_text
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,13 @@ def build_report(run_dir: str | Path) -> Report:
 
 def entry_stability(cells: pd.DataFrame, column: pd.DataFrame) -> dict[tuple[str, str], str]:
     """Each entry's stability text keyed by (setting, label): the scores files name an entry by its dataset,
-    noise rate, method and parameters (as JSON), the report by its setting and label."""
+    noise rate, method and parameters (:func:`valbench.values.params_text`), the report by its setting and label."""
     if column.empty or cells.empty:
         return {}
     text = {(r.dataset, float(r.noise_rate), r.method, r.params): r.stability for r in column.itertuples()}
     out = {}
     for c in cells.drop_duplicates(["setting", "method"]).itertuples():
-        params = json.dumps(c.record.get("method_params") or {}, sort_keys=True, default=str)
-        key = (c.dataset, float(c.noise_rate), c.method_name, params)
+        key = (c.dataset, float(c.noise_rate), c.method_name, params_text(c.record.get("method_params")))
         if text.get(key):
             out[(c.setting, c.method)] = text[key]
     return out
