@@ -50,6 +50,7 @@ class GridStatus:
     expected_seeds: int | None  # seeds per (setting, method) the config asks for
     note: str  # the config's own "partial" note, if any
     missing: dict[tuple[str, float], int] = field(default_factory=dict)  # (dataset, noise rate) -> cells not run
+    superseded: int = 0  # records of a grid cell that a later record of the same cell (newer code) replaced
 
     @property
     def partial(self) -> bool:
@@ -69,7 +70,10 @@ class GridStatus:
                            and (s != NOT_RUN or self.expected is not None))
         if self.expected is None:
             return f"{recorded} cells recorded ({counts}); cells not run cannot be counted without the grid"
-        return f"{self.kind}: {recorded} of the {self.expected} cells the config asks for were recorded ({counts})"
+        older = (f"; {self.superseded} earlier records of rerun cells are kept in results.jsonl but not shown"
+                 if self.superseded else "")
+        return (f"{self.kind}: {recorded} of the {self.expected} cells the config asks for were recorded "
+                f"({counts}){older}")
 
 
 @dataclass(frozen=True)
@@ -293,8 +297,29 @@ def _identity(dataset: str, method: str, seed: Any, noise: Any, dataset_params: 
             json.dumps(chosen, sort_keys=True, default=str))
 
 
-def grid_status(records: list[dict], config: dict | None) -> GridStatus:
-    """Count recorded cells by status and, where ``config`` is given, the cells it asks for that never ran."""
+def latest_per_cell(records: list[dict], config: dict | None) -> tuple[list[dict], int]:
+    """The last record of each grid cell, and how many earlier ones it replaced.
+
+    A cell's store key covers every method parameter, defaults included, so when a method gains a parameter the
+    same grid cell is run again under a new key and both records stay in ``results.jsonl``. The report shows the
+    later one (the code the grid now runs): two versions of one method side by side would read as two methods.
+    Records are in store order (appended as they finish), so "later" is the later line. Without a config there is
+    no grid to say what a cell is, and every record is shown."""
+    if not config:
+        return records, 0
+    varied = config.get("method_params") or {}
+    latest: dict[tuple, dict] = {}
+    for r in records:
+        identity = _identity(r["dataset"], r["method"], r["seed"], r["noise_rate"], r.get("dataset_params"),
+                             r.get("method_params") or {}, varied)
+        latest[(json.dumps(r.get("learner_params") or {}, sort_keys=True, default=str), identity)] = r
+    kept = list(latest.values())
+    return kept, len(records) - len(kept)
+
+
+def grid_status(records: list[dict], config: dict | None, superseded: int = 0) -> GridStatus:
+    """Count recorded cells by status and, where ``config`` is given, the cells it asks for that never ran
+    (``superseded``: records :func:`latest_per_cell` left out, said in the status line)."""
     counts = Counter({status: 0 for status in STATUSES})
     counts.update(r.get("status") for r in records)
     note = str((config or {}).get("partial") or "")
@@ -318,7 +343,8 @@ def grid_status(records: list[dict], config: dict | None) -> GridStatus:
     missing = expected - recorded
     counts[NOT_RUN] = len(missing)
     per_setting = Counter((dataset, noise) for dataset, _, _, noise, _, _ in missing)
-    return GridStatus(dict(counts), len(expected), len(config.get("seeds") or []) or None, note, dict(per_setting))
+    return GridStatus(dict(counts), len(expected), len(config.get("seeds") or []) or None, note, dict(per_setting),
+                      superseded)
 
 
 # ---------------------------------------------------------------------------------------------------- entry
@@ -328,12 +354,14 @@ def load_run(run_dir: str | Path) -> RunFrames:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run directory {run_dir} does not exist")
-    records, derived = derive_class_balance(load_records(run_dir))
     config_path = run_dir / "config.json"
     config_text = config_path.read_text() if config_path.exists() else None
     config = json.loads(config_text) if config_text else None
+    records, superseded = latest_per_cell(load_records(run_dir), config)
+    records, derived = derive_class_balance(records)
     cells = label_cells(records, config)
     metrics, notes = judged_metrics(cells)
     return RunFrames(run_dir=run_dir, config=config, config_text=config_text, cells=cells,
                      budgets=budget_rows(cells, metrics), removal=removal_rows(cells), detection=detection_rows(cells),
-                     grid=grid_status(records, config), metrics=metrics, metric_notes=notes, derived=derived)
+                     grid=grid_status(records, config, superseded), metrics=metrics, metric_notes=notes,
+                     derived=derived)

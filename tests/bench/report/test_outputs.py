@@ -108,6 +108,22 @@ def test_a_partial_run_says_so_first_and_flags_missing_seeds(tmp_path):
     assert "<h1>valbench report: run (partial run)</h1>" in index
 
 
+def test_a_cell_rerun_under_a_new_default_parameter_is_shown_once(tmp_path):
+    # loo gained a parameter with a default: its cells ran again under new keys; the report shows the later records
+    run_dir = levels(tmp_path / "run", TIED)
+    store = ResultsStore(run_dir)
+    for seed in (0, 1, 2):
+        store.append({**record("loo", seed, 0.30, 9.0), "key": f"wine-loo-{seed}-v2", "method_params": {"new": 1}})
+    report, texts = outputs(run_dir)
+    assert report.frames.grid.superseded == 3 and not report.frames.grid.partial
+    assert (report.frames.cells["method"] == "loo").sum() == 3  # one entry, not "loo" and "loo (new=1)"
+    for name, text in texts.items():
+        assert "knn-shapley (0.745)" in text and "exact tie: " not in text, name  # the old loo's tie is gone
+    texts["html"] = render(run_dir)  # the status line heads the page, not its answer section
+    for name, text in texts.items():
+        assert "complete run: 12 of the 12 cells" in text and "3 earlier records of rerun cells" in text, name
+
+
 def render(run_dir):
     from valbench.report.html import render_report
 
