@@ -18,18 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
+from valbench.registry import METHODS, load_installed
 
-def entry(record: dict) -> str:
-    """The method with its non-default parameters, as the report names an entry."""
+
+def entry(record: dict, varied: dict) -> str:
+    """The method with the parameters its grid varies (``varied``: the config's method_params) and those that
+    differ from its defaults (all of them when it is not installed)."""
     params = record.get("method_params") or {}
-    return record["method"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
+    defaults = getattr(METHODS.get(record["method"]), "params", {})
+    shown = {k: v for k, v in params.items()
+             if k in varied.get(record["method"], {}) or k not in defaults or defaults[k] != v}
+    return record["method"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})" if shown else "")
 
 
-def summarise(records: list[dict]) -> list[dict]:
+def summarise(records: list[dict], varied: dict) -> list[dict]:
     """Per entry: cells, ok cells, cost in learner fits (median over ok cells), mislabel AUC at the noisy cells."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        groups[entry(r)].append(r)
+        groups[entry(r, varied)].append(r)
     rows = []
     for name, cells in groups.items():
         ok = [r for r in cells if r.get("status") == "ok" and r.get("learner_fit_cpu_s")]
@@ -68,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     store = args.run_dir / "results.jsonl"
     if not store.is_file():
         raise SystemExit(f"{store} does not exist: give a run directory (one with results.jsonl)")
+    load_installed()
     records = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
-    text = markdown(args.run_dir, summarise(records))
+    config = args.run_dir / "config.json"
+    varied = (json.loads(config.read_text()).get("method_params") or {}) if config.is_file() else {}
+    text = markdown(args.run_dir, summarise(records, varied))
     if args.out:
         args.out.write_text(text)
     print(text)
