@@ -141,6 +141,8 @@ def headline(verdict: SettingVerdict) -> str:
     if verdict.at_constant:
         parts.append(f"{AT_CONSTANT} ({verdict.constant:.3f} {METRIC_NAMES[verdict.metric]}): no winner named; "
                      f"highest: {best.label} ({best.value:.3f})")
+    elif verdict.choice.best == RANDOM:
+        parts.append(f"random is the best ({best.value:.3f}): no method measured beats it")
     elif verdict.choice.random_within:
         parts.append(f"{RANDOM_WITHIN}; best: {best.label} ({best.value:.3f}), random "
                      f"{verdict.random.value:.3f}")
@@ -149,11 +151,10 @@ def headline(verdict: SettingVerdict) -> str:
     if len(verdict.choice.ties) > 1:
         parts.append("tied exactly with " + ", ".join(t for t in verdict.choice.ties if t != best.label)
                      + " (the tie goes to the cheaper, then the name)")
-    parts.append(f"gain over random {gain_text(verdict)}")
-    if verdict.cheapest.label != best.label:
-        parts.append(f"cheapest within one point: {cheapest_text(verdict)}")
-    else:
-        parts.append("nothing cheaper is within one point")
+    if verdict.choice.best != RANDOM:  # random has no gain over itself, and nothing is cheaper than it
+        parts.append(f"gain over random {gain_text(verdict)}")
+        parts.append(f"cheapest within one point: {cheapest_text(verdict)}" if verdict.cheapest.label != best.label
+                     else "nothing cheaper is within one point")
     parts.append(f"judged on {metric_text(verdict)}, area over the budgets")
     return "; ".join(parts) + "."
 

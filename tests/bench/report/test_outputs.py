@@ -124,6 +124,13 @@ def test_a_cell_rerun_under_a_new_default_parameter_is_shown_once(tmp_path):
         assert "complete run: 12 of the 12 cells" in text and "3 earlier records of rerun cells" in text, name
 
 
+def test_random_as_the_best_is_said_plainly(tmp_path):
+    report, _ = outputs(levels(tmp_path / "run", {"loo": (0.60, 9.0), "random": (0.70, 0.0)}))
+    line = verdict_lines(report)
+    assert "random is the best (0.745): no method measured beats it" in line
+    assert "gain over random" not in line and "within one point" not in line
+
+
 def render(run_dir):
     from valbench.report.html import render_report
 
