@@ -3,7 +3,7 @@
 A cell records the CPU seconds of the method's fit (``cpu_s``) and of one fit of the learner on the whole train
 split (``learner_fit_cpu_s``, timed in the same worker for the ``cap_fits`` cap); their ratio is the method's
 cost in learner fits, the unit issue 28's goals are stated in (each attribution method within 10 CNN fits,
-TracIn on the last layer within 2). Cells over the cap are listed with the cap they ran past. Usage::
+TracIn on the last layer within 2). Cells not ok are counted, with their statuses. Usage::
 
     python benchmarks/grid_method_cost.py reports/real-cnn [--out benchmarks/results/cnn_grid_cost.md]
 """
@@ -11,42 +11,30 @@ TracIn on the last layer within 2). Cells over the cap are listed with the cap t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
-from valbench.registry import METHODS, load_installed
-
-
-def entry(record: dict, varied: dict) -> str:
-    """The method with the parameters its grid varies (``varied``: the config's method_params) and those that
-    differ from its defaults (all of them when it is not installed)."""
-    params = record.get("method_params") or {}
-    defaults = getattr(METHODS.get(record["method"]), "params", {})
-    shown = {k: v for k, v in params.items()
-             if k in varied.get(record["method"], {}) or k not in defaults or defaults[k] != v}
-    return record["method"] + (f" ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})" if shown else "")
+from valbench.protocol import DataError
+from valbench.report.frame import OK, load_run
 
 
-def summarise(records: list[dict], varied: dict) -> list[dict]:
-    """Per entry: cells, ok cells, cost in learner fits (median over ok cells), mislabel AUC at the noisy cells."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        groups[entry(r, varied)].append(r)
+def summarise(cells: pd.DataFrame) -> list[dict]:
+    """Per report entry: cells, ok cells, cost in learner fits (median over ok cells), mislabel AUC at the noisy
+    cells. ``cells``: :func:`valbench.report.frame.load_run`'s frame (its entry names, its ``cost_fits``, and the
+    latest record of each grid cell)."""
     rows = []
-    for name, cells in groups.items():
-        ok = [r for r in cells if r.get("status") == "ok" and r.get("learner_fit_cpu_s")]
-        fits = [r["cpu_s"] / r["learner_fit_cpu_s"] for r in ok]
-        auc = [r["mislabel_auc"] for r in ok if r.get("noise_rate", 0) > 0 and r.get("mislabel_auc") is not None]
-        rows.append({"entry": name, "cells": len(cells), "ok": len(ok),
-                     "statuses": sorted({r.get("status") for r in cells} - {"ok"}),
-                     "fits": float(np.median(fits)) if fits else None,
-                     "cpu_s": float(np.median([r["cpu_s"] for r in ok])) if ok else None,
-                     "fit_cpu_s": float(np.median([r["learner_fit_cpu_s"] for r in ok])) if ok else None,
-                     "auc": float(np.mean(auc)) if auc else None, "auc_cells": len(auc)})
+    for name, group in cells.groupby("method", sort=False):
+        ok = group[(group["status"] == OK) & group["cost_fits"].notna()]
+        fit_cpu_s = ok["record"].map(lambda r: r.get("learner_fit_cpu_s"))
+        auc = ok.loc[(ok["noise_rate"] > 0) & ok["mislabel_auc"].notna(), "mislabel_auc"]
+        rows.append({"entry": name, "cells": len(group), "ok": len(ok),
+                     "statuses": sorted(set(group["status"]) - {OK}),
+                     "fits": float(ok["cost_fits"].median()) if len(ok) else None,
+                     "cpu_s": float(ok["cpu_s"].median()) if len(ok) else None,
+                     "fit_cpu_s": float(fit_cpu_s.median()) if len(ok) else None,
+                     "auc": float(auc.mean()) if len(auc) else None, "auc_cells": len(auc)})
     return sorted(rows, key=lambda r: (r["fits"] is None, r["fits"] or 0))
 
 
@@ -71,14 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, help="write the markdown table here (default: print it)")
     args = parser.parse_args(argv)
-    store = args.run_dir / "results.jsonl"
-    if not store.is_file():
-        raise SystemExit(f"{store} does not exist: give a run directory (one with results.jsonl)")
-    load_installed()
-    records = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
-    config = args.run_dir / "config.json"
-    varied = (json.loads(config.read_text()).get("method_params") or {}) if config.is_file() else {}
-    text = markdown(args.run_dir, summarise(records, varied))
+    try:
+        cells = load_run(args.run_dir).cells
+    except DataError as err:  # not a run directory: one line, not a traceback
+        raise SystemExit(str(err)) from None
+    text = markdown(args.run_dir, summarise(cells))
     if args.out:
         args.out.write_text(text)
     print(text)
