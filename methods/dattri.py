@@ -75,8 +75,17 @@ def loader(x: np.ndarray, y: np.ndarray, batch: int = LOADER_BATCH) -> DataLoade
     return DataLoader(TensorDataset(as_tensor(x), as_tensor(y, torch.int64)), batch_size=batch, shuffle=False)
 
 
-def make_task(module: nn.Module, states: list[dict[str, torch.Tensor]]) -> Any:
-    """dattri's ``AttributionTask``: the mean cross-entropy of ``module`` at each checkpoint state."""
+def make_task(module: nn.Module, states: list[dict[str, torch.Tensor]], layers: str) -> tuple[Any, list[str] | None]:
+    """dattri's ``AttributionTask`` (the mean cross-entropy of ``module`` at each checkpoint state) and its
+    ``layer_name``: the last layer's parameter names, or None for all parameters.
+
+    With ``layers="last"`` the other parameters stop requiring gradients: dattri substitutes only the last
+    layer's, and through the rest autograd would otherwise keep every activation of every batch it is given
+    (the convolutions' at 20,000 images passed 23 GB in dattri-arnoldi's Hessian-vector products).
+    """
+    names = last_layer_names(module) if layers == "last" else None
+    for name, param in module.named_parameters():
+        param.requires_grad_(names is None or name in names)
 
     def loss(params: dict[str, torch.Tensor], pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = pair
@@ -84,7 +93,7 @@ def make_task(module: nn.Module, states: list[dict[str, torch.Tensor]]) -> Any:
             x, y = x.unsqueeze(0), y.unsqueeze(0)
         return F.cross_entropy(torch.func.functional_call(module, params, x), y)
 
-    return AttributionTask(loss_func=loss, model=module, checkpoints=states)
+    return AttributionTask(loss_func=loss, model=module, checkpoints=states), names
 
 
 def last_layer_names(module: nn.Module) -> list[str]:
@@ -94,21 +103,20 @@ def last_layer_names(module: nn.Module) -> list[str]:
     return [name for name, p in module.named_parameters() if id(p) in ids]
 
 
-def validation_sample(data: Dataset, max_valid: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_valid`` validation points (a seeded draw without replacement; all when there are fewer)."""
-    if data.y_valid.size <= max_valid:
-        return data.x_valid, data.y_valid
-    idx = np.sort(np.random.default_rng(seed).choice(data.y_valid.size, max_valid, replace=False))
-    return data.x_valid[idx], data.y_valid[idx]
+def sample_rows(x: np.ndarray, y: np.ndarray, max_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_rows`` of the points (a seeded draw without replacement, in their order; all when fewer)."""
+    if y.size <= max_rows:
+        return x, y
+    idx = np.sort(np.random.default_rng(seed).choice(y.size, max_rows, replace=False))
+    return x[idx], y[idx]
 
 
 def dattri_tracin_scores(module: nn.Module, checkpoints: list[Checkpoint], x_train: np.ndarray, y_train: np.ndarray,
                          x_valid: np.ndarray, y_valid: np.ndarray, layers: str = "last") -> np.ndarray:
     """dattri's TracIn matrix (n_train, n_valid) on these checkpoints, learning-rate weighted, no projection."""
-    task = make_task(module, [ck.state for ck in checkpoints])
+    task, names = make_task(module, [ck.state for ck in checkpoints], layers)
     attributor = TracInAttributor(task, weight_list=torch.tensor([ck.lr for ck in checkpoints]),
-                                  normalized_grad=False, layer_name=last_layer_names(module) if layers == "last" else None,
-                                  projector_kwargs=None)
+                                  normalized_grad=False, layer_name=names, projector_kwargs=None)
     attributor.projector_kwargs = None  # dattri 0.3 always projects unless this is cleared after construction
     with quiet():
         return attributor.attribute(loader(x_train, y_train), loader(x_valid, y_valid)).double().numpy()
@@ -136,7 +144,7 @@ class DattriMethod(ValuationMethod):
 
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:
         c = self.check()
-        x_valid, y_valid = validation_sample(data, c["max_valid"], seed)
+        x_valid, y_valid = sample_rows(data.x_valid, data.y_valid, c["max_valid"], seed)
         with torch.random.fork_rng():
             matrix, models = self.attribute(c, data, learner, seed, x_valid, y_valid)
         if not np.isfinite(matrix).all():  # seen with dattri-arnoldi on all parameters of a small MLP
@@ -177,7 +185,7 @@ class DattriTRAK(DattriMethod):
         for m in range(c["num_models"]):
             module, checkpoints = train_with_checkpoints(learner, data.x_train, data.y_train, c["epochs"], seed + m)
             states.append(checkpoints[-1].state)
-        task = make_task(module, states)
+        task, names = make_task(module, states, c["layers"])
 
         def correct_probability(params, pair):
             x, y = pair
@@ -185,8 +193,7 @@ class DattriTRAK(DattriMethod):
                                               y.unsqueeze(0)))
 
         projector = {"proj_dim": c["proj_dim"], "proj_max_batch_size": 32, "proj_seed": seed, "device": "cpu"}
-        attributor = TRAKAttributor(task, correct_probability, projector_kwargs=projector,
-                                    layer_name=last_layer_names(module) if c["layers"] == "last" else None)
+        attributor = TRAKAttributor(task, correct_probability, projector_kwargs=projector, layer_name=names)
         with quiet():
             attributor.cache(loader(data.x_train, data.y_train))
             return attributor.attribute(loader(x_valid, y_valid)).double().numpy(), c["num_models"]
@@ -194,12 +201,19 @@ class DattriTRAK(DattriMethod):
 
 class DattriArnoldi(DattriMethod):
     """dattri's influence function with the Arnoldi approximation of the inverse Hessian (top ``proj_dim``
-    eigen-directions), at the final model of one run."""
+    eigen-directions), at the final model of one run.
+
+    The Hessian is that of the mean loss on a seeded sample of at most ``hessian_points`` train points (all of
+    them when there are fewer): dattri evaluates every Hessian-vector product of its ``max_iter`` Arnoldi steps
+    on one batch of all the points it is given, a forward pass through the whole network each. dattri's own
+    ``precompute_data_ratio`` would take the loader's first batches, so the sample is drawn here instead. Every
+    train point is still scored (its gradient against the projected inverse Hessian).
+    """
 
     name = "dattri-arnoldi"
     description = "dattri 0.3 influence function, Arnoldi inverse-Hessian (IFAttributorArnoldi; the suite's learner)"
-    params = {**DattriMethod.base_params, "proj_dim": 50, "max_iter": 60, "damping": 1e-3}
-    positive = ("proj_dim", "max_iter")
+    params = {**DattriMethod.base_params, "proj_dim": 50, "max_iter": 60, "damping": 1e-3, "hessian_points": 2000}
+    positive = ("proj_dim", "max_iter", "hessian_points")
 
     def check(self) -> dict[str, Any]:
         c = super().check()
@@ -209,8 +223,7 @@ class DattriArnoldi(DattriMethod):
 
     def attribute(self, c, data, learner, seed, x_valid, y_valid):
         module, checkpoints = train_with_checkpoints(learner, data.x_train, data.y_train, c["epochs"], seed)
-        task = make_task(module, [checkpoints[-1].state])
-        names = last_layer_names(module) if c["layers"] == "last" else None
+        task, names = make_task(module, [checkpoints[-1].state], c["layers"])
         # dattri's Arnoldi breaks down into NaN when its Krylov space nears the parameters in play (measured on
         # a 27-parameter last layer): at most half of them, and keep half of the space's eigen-directions
         n_params = sum(p.numel() for name, p in module.named_parameters() if names is None or name in names)
@@ -218,8 +231,9 @@ class DattriArnoldi(DattriMethod):
         attributor = IFAttributorArnoldi(task, layer_name=names, device="cpu",
                                          proj_dim=max(1, min(c["proj_dim"], max_iter // 2)), max_iter=max_iter,
                                          regularization=float(c["damping"]), seed=seed)
+        x_hessian, y_hessian = sample_rows(data.x_train, data.y_train, c["hessian_points"], seed)
         with quiet():
-            attributor.cache(loader(data.x_train, data.y_train))
+            attributor.cache(loader(x_hessian, y_hessian))
             return attributor.attribute(loader(data.x_train, data.y_train), loader(x_valid, y_valid)).double().numpy(), 1
 
 

@@ -60,3 +60,33 @@ def test_trak_runs_on_the_cnn():
     result = get_method("dattri-trak")(epochs=1, num_models=2, proj_dim=32).fit(
         images(), CNN(64, 2, image_shape=(1, 8, 8), epochs=1, batch_size=8, device="cpu"), 0)
     assert np.isfinite(result.scores).all() and result.utility_evals == 2
+
+
+@needs_dattri
+def test_arnoldi_builds_its_hessian_on_a_seeded_sample_and_scores_every_point(monkeypatch):
+    seen = []
+    cache = adapter.IFAttributorArnoldi.cache
+    monkeypatch.setattr(adapter.IFAttributorArnoldi, "cache",
+                        lambda self, loader: seen.append(loader.dataset.tensors[0].clone()) or cache(self, loader))
+    data = blobs(n_train=40, n_valid=12, dim=3)
+    fit = lambda points: get_method("dattri-arnoldi")(epochs=2, hessian_points=points).fit(  # noqa: E731
+        data, MLP(data.n_features, data.n_classes, hidden=8), 0).scores
+    whole, sampled, again = fit(40), fit(16), fit(16)
+    assert [len(x) for x in seen] == [40, 16, 16] and np.array_equal(seen[1], seen[2])
+    rows = {tuple(row) for row in data.x_train.round(5).tolist()}
+    assert all(tuple(row) in rows for row in seen[1].numpy().round(5).tolist())  # train points, none invented
+    assert sampled.shape == whole.shape == (40,) and np.array_equal(sampled, again)
+    assert not np.allclose(sampled, whole)  # the Hessian differs, every point is still scored
+    with pytest.raises(Exception, match="hessian_points"):
+        get_method("dattri-arnoldi")(hessian_points=0).fit(data, MLP(data.n_features, data.n_classes, hidden=8), 0)
+
+
+@needs_dattri
+@pytest.mark.parametrize("layers", ["last", "all"])
+def test_task_differentiates_only_the_parameters_in_play(layers):
+    module, _ = train_with_checkpoints(CNN(64, 2, image_shape=(1, 8, 8), epochs=1, batch_size=8, device="cpu"),
+                                       images().x_train, images().y_train, epochs=1, seed=0)
+    _, names = adapter.make_task(module, [module.state_dict()], layers)
+    tracked = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert tracked == (adapter.last_layer_names(module) if layers == "last" else [n for n, _ in module.named_parameters()])
+    assert names == (tracked if layers == "last" else None)
