@@ -9,7 +9,7 @@ from valbench.report.readme import markers
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 MARKERS = [markers(block, run) for run in ("reference", "real") for block in ("answer", "verdict")]
-MARKERS += [markers("detection"), markers("answer", "real-embed"), markers("answer", "real-cnn")]
+MARKERS += [markers("detection")] + [markers("answer", run) for run in ("real-embed", "real-embed-mlp", "real-cnn")]
 MAX_MANUAL_LINES = 250
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
