@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from valbench.learners import CNN, MLP
-from valbench.protocol import Dataset
+from valbench.protocol import DataError, Dataset
 from valbench.registry import METHODS, get_method
 from valbench.methods.tracin import tracin_influence, train_with_checkpoints
 from valbench.methods import dattri as adapter
@@ -77,7 +77,7 @@ def test_arnoldi_builds_its_hessian_on_a_seeded_sample_and_scores_every_point(mo
     assert all(tuple(row) in rows for row in seen[1].numpy().round(5).tolist())  # train points, none invented
     assert sampled.shape == whole.shape == (40,) and np.array_equal(sampled, again)
     assert not np.allclose(sampled, whole)  # the Hessian differs, every point is still scored
-    with pytest.raises(Exception, match="hessian_points"):
+    with pytest.raises(DataError, match="hessian_points must be a whole number >= 1"):
         get_method("dattri-arnoldi")(hessian_points=0).fit(data, MLP(data.n_features, data.n_classes, hidden=8), 0)
 
 
