@@ -101,34 +101,55 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
                       dtype: torch.dtype = torch.float32, init: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Fit B softmax regressions of the learner's objective, model b with sample weights ``counts[b]``.
 
-    Returns ``theta`` (B, C, d + 1) (weights then bias per class) and the iterations run. Batched L-BFGS: each
-    model has its own curvature pairs, step (backtracking Armijo from 1) and stopping test (max |gradient| <=
-    ``tol``, or a step that changes its loss only within rounding); the two-loop recursion starts from the preconditioner
-    M^-1 scaled per model, M = sum_i k_i x~_i x~_i^T / n + l2 (on the weights) + 1e-6 with k_i = tr(diag p_i -
-    p_i p_i^T) / C the softmax curvature of point i at ``init`` (the zero model when None: k_i = (1 - 1/C) / C):
-    a Kronecker approximation of the Hessian at the start, shared by every model. ``init`` (C, d + 1) is every
-    model's starting point.
+    Returns ``theta`` (B, C, d + 1) (weights then bias per class) and the iterations run: :func:`_lbfgs` from
+    ``init`` (C, d + 1; the zero model when None) to max |gradient| <= ``tol``, preconditioned by M^-1, M = sum_i k_i
+    x~_i x~_i^T / n + l2 (on the weights) + 1e-6 with k_i = tr(diag p_i - p_i p_i^T) / C the softmax curvature of
+    point i at ``init`` (k_i = (1 - 1/C) / C at the zero model): a Kronecker approximation of the Hessian at the
+    start, shared by every model. A model that ``dtype`` cannot take to ``tol`` (its loss no longer changes beyond
+    rounding: float32 on a flat, ill-conditioned objective) continues in float64 from where it stopped, so every
+    model is solved to ``tol`` whatever the precision of the bulk of the work.
     """
-    x1 = torch.as_tensor(np.asarray(x), dtype=dtype)
-    x1 = torch.cat([x1, torch.ones(len(x1), 1, dtype=dtype)], dim=1)
+    x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    x64 = torch.cat([x64, torch.ones(len(x64), 1, dtype=torch.float64)], dim=1)
     yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
-    c = torch.as_tensor(counts, dtype=dtype)
-    objective = _BatchedSoftmax(x1, yt, c / c.sum(1, keepdim=True), n_classes, l2)
-    n, d1 = x1.shape
+    c = torch.as_tensor(counts, dtype=torch.float64)
+    weights = c / c.sum(1, keepdim=True)
+    n, d1 = x64.shape
     reg = torch.full((d1,), l2, dtype=torch.float64)
     reg[-1] = 0.0
     if init is None:
         curvature = torch.full((n,), (1 - 1 / n_classes) / n_classes, dtype=torch.float64)
     else:  # each point's softmax curvature at the starting model, tr(diag p - p p^T) / C
-        prob = torch.softmax(x1 @ init.to(dtype).T, dim=1).double()
+        prob = torch.softmax(x64 @ init.double().T, dim=1)
         curvature = (1 - (prob * prob).sum(1)) / n_classes
-    moment = (x1.double() * curvature[:, None]).T @ x1.double() / n + torch.diag(reg + 1e-6)
-    precond = torch.linalg.inv(moment).to(dtype)
+    precond = torch.linalg.inv((x64 * curvature[:, None]).T @ x64 / n + torch.diag(reg + 1e-6))
 
-    num = len(c)
-    theta = torch.zeros(num, n_classes, d1, dtype=dtype)
+    def solve(rows: torch.Tensor, start: torch.Tensor, precision: torch.dtype) -> tuple[torch.Tensor, int, torch.Tensor]:
+        objective = _BatchedSoftmax(x64.to(precision), yt, weights[rows].to(precision), n_classes, l2)
+        return _lbfgs(objective, start.to(precision), precond.to(precision), tol, max_iter, history)
+
+    every = torch.arange(len(c))
+    start = torch.zeros(len(c), n_classes, d1, dtype=torch.float64)
     if init is not None:
-        theta += init.to(dtype)
+        start += init.double()
+    theta, iterations, unresolved = solve(every, start, dtype)
+    if unresolved.any() and dtype != torch.float64:
+        rows = every[unresolved]
+        polished, more, _ = solve(rows, theta[rows], torch.float64)
+        theta[rows] = polished.to(dtype)
+        iterations += more
+    return theta, iterations
+
+
+def _lbfgs(objective: _BatchedSoftmax, theta: torch.Tensor, precond: torch.Tensor, tol: float, max_iter: int,
+           history: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """Batched L-BFGS from ``theta`` (B, C, d + 1): each model has its own curvature pairs, step (backtracking Armijo
+    from 1) and stopping test (max |gradient| <= ``tol``, or a step that changes its loss only within the
+    precision's rounding); the two-loop recursion starts from ``precond`` scaled per model. Returns the models, the
+    iterations run and which models stopped above ``tol``.
+    """
+    dtype, num = theta.dtype, len(theta)
+    theta = theta.clone()
     every = torch.arange(num)
     loss, grad = objective(theta, every)
     s_hist, y_hist, rho_hist = [], [], []                     # full-size (B, ...) tensors; zero pairs are skipped
@@ -195,12 +216,12 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
             s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
 
         # a loss change within rounding: the model cannot get closer to its optimum in this precision
-        stalled = (loss[active] - new_loss).abs() <= 10 * torch.finfo(dtype).eps * loss[active].abs().clamp_min(1.0)
+        stalled = (loss[active] - new_loss).abs() <= 10 * torch.finfo(dtype).eps * loss[active].abs()
         theta[active] = start + s_new
         loss[active], grad[active] = new_loss, new_grad
         done = (new_grad.abs().amax((1, 2)) <= tol) | stalled | (step == 0)
         active = active[~done]
-    return theta, iterations
+    return theta, iterations, grad.abs().amax((1, 2)) > tol
 
 
 CHUNK_LOGITS = 20_000_000  # models x points x classes per batched fit: bounds its (chunk, n, C) temporaries (~80 MB)

@@ -52,15 +52,20 @@ def test_batched_fit_equals_one_model_at_a_time():
     torch.testing.assert_close(batched, single, atol=1e-9, rtol=0)
 
 
-def test_batched_fit_is_the_learners_optimum():
-    """Each model's gradient of the learner's weighted objective vanishes (checked by autograd)."""
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_fit_is_the_learners_optimum(dtype):
+    """Each model's gradient of the learner's weighted objective vanishes (checked by autograd in float64).
+
+    In float32 these models stop changing their loss (beyond rounding) at gradients of 3e-4 to 1e-3; they must
+    continue in float64 to the tolerance rather than stop there.
+    """
     data = noisy_blobs()
-    counts = bootstrap_counts(data.n_train, 5, 1.0, seed=2)
-    theta, _ = fit_bagged_logreg(data.x_train, data.y_train, counts, data.n_classes, 1e-3, tol=1e-7,
-                                 dtype=torch.float64)
+    counts = bootstrap_counts(data.n_train, 20, 1.0, seed=2)
+    theta, _ = fit_bagged_logreg(data.x_train, data.y_train, counts, data.n_classes, 1e-3, tol=5e-7, dtype=dtype)
+    assert theta.dtype == dtype
     x = torch.as_tensor(data.x_train, dtype=torch.float64)
     for b in range(len(counts)):
-        t = theta[b].clone().requires_grad_(True)
+        t = theta[b].double().requires_grad_(True)
         w = torch.as_tensor(counts[b], dtype=torch.float64)
         ce = torch.nn.functional.cross_entropy(x @ t[:, :-1].T + t[:, -1], torch.as_tensor(data.y_train),
                                                reduction="none")
