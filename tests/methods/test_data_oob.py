@@ -98,6 +98,29 @@ def test_other_learners_train_in_a_loop():
     assert ((result.scores >= 0) & (result.scores <= 1)).all()
 
 
+def test_a_looped_model_trains_on_the_points_it_drew_with_their_counts():
+    """Each fit sees the drawn rows only, weighted by their counts: the weighted loss of the bootstrap sample."""
+    data = noisy_blobs()
+    learner = MLP(data.n_features, data.n_classes, hidden=8, max_iter=30)
+    seen = []
+    fit = learner.fit
+
+    def recording_fit(x, y, weight=None, **kwargs):
+        seen.append((np.asarray(x).copy(), np.asarray(y).copy(), np.asarray(weight).copy()))
+        return fit(x, y, weight=weight, **kwargs)
+
+    learner.fit = recording_fit
+    counts = bootstrap_counts(data.n_train, 3, 0.5, seed=7)
+    correct = looped_correct(data, learner, counts)
+    assert correct.shape == (3, data.n_train)
+    for (x, y, weight), c in zip(seen, counts):
+        drawn = np.flatnonzero(c)
+        assert len(drawn) < data.n_train
+        np.testing.assert_array_equal(x, data.x_train[drawn])
+        np.testing.assert_array_equal(y, data.y_train[drawn])
+        np.testing.assert_array_equal(weight, c[drawn])
+
+
 @pytest.mark.parametrize("params", [{"num_models": 0}, {"num_models": 2.5}, {"max_samples": 0.0},
                                     {"max_samples": 1.5}, {"tol": 0.0}, {"max_iter": 0}])
 def test_bad_parameters_are_refused_up_front(params):
