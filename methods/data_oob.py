@@ -96,6 +96,14 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum((1, 2))
 
 
+# A float32 fit that stalls (its loss no longer changes beyond rounding) within this factor of the gradient
+# tolerance is kept; above it, the model continues in float64. Measured with the default tol (1e-4): on Fashion-MNIST
+# (2,000 points) 1 of 100 models stalls, at 3.9 x tol; on shuttle (34,800 points, nearly separable) 67 of 82 stall,
+# median 1.75 x, 90th percentile 8.5 x, largest 49 x tol. Continuing all of them in float64 costs shuttle 45 % more
+# time for 0.007 % of its out-of-bag predictions.
+STALL_SLACK = 10.0
+
+
 def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, counts: np.ndarray,
                       n_classes: int, l2: float, tol: float = 1e-4, max_iter: int = 500, history: int = 10,
                       dtype: torch.dtype = torch.float32, init: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
@@ -105,9 +113,10 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
     ``init`` (C, d + 1; the zero model when None) to max |gradient| <= ``tol``, preconditioned by M^-1, M = sum_i k_i
     x~_i x~_i^T / n + l2 (on the weights) + 1e-6 with k_i = tr(diag p_i - p_i p_i^T) / C the softmax curvature of
     point i at ``init`` (k_i = (1 - 1/C) / C at the zero model): a Kronecker approximation of the Hessian at the
-    start, shared by every model. A model that ``dtype`` cannot take to ``tol`` (its loss no longer changes beyond
-    rounding: float32 on a flat, ill-conditioned objective) continues in float64 from where it stopped, so every
-    model is solved to ``tol`` whatever the precision of the bulk of the work.
+    start, shared by every model. A model whose loss stops changing beyond ``dtype``'s rounding (float32 on a flat,
+    ill-conditioned objective) at a gradient above :data:`STALL_SLACK` x ``tol`` continues in float64 from where it
+    stopped, so every model ends within that of ``tol`` whatever the precision of the bulk of the work (and at
+    ``tol`` in float64).
     """
     x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     x64 = torch.cat([x64, torch.ones(len(x64), 1, dtype=torch.float64)], dim=1)
@@ -132,7 +141,8 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
     start = torch.zeros(len(c), n_classes, d1, dtype=torch.float64)
     if init is not None:
         start += init.double()
-    theta, iterations, unresolved = solve(every, start, dtype)
+    theta, iterations, gradient = solve(every, start, dtype)
+    unresolved = gradient > STALL_SLACK * tol
     if unresolved.any() and dtype != torch.float64:
         rows = every[unresolved]
         polished, more, _ = solve(rows, theta[rows], torch.float64)
@@ -146,7 +156,7 @@ def _lbfgs(objective: _BatchedSoftmax, theta: torch.Tensor, precond: torch.Tenso
     """Batched L-BFGS from ``theta`` (B, C, d + 1): each model has its own curvature pairs, step (backtracking Armijo
     from 1) and stopping test (max |gradient| <= ``tol``, or a step that changes its loss only within the
     precision's rounding); the two-loop recursion starts from ``precond`` scaled per model. Returns the models, the
-    iterations run and which models stopped above ``tol``.
+    iterations run and each model's max |gradient| at its end.
     """
     dtype, num = theta.dtype, len(theta)
     theta = theta.clone()
@@ -221,7 +231,7 @@ def _lbfgs(objective: _BatchedSoftmax, theta: torch.Tensor, precond: torch.Tenso
         loss[active], grad[active] = new_loss, new_grad
         done = (new_grad.abs().amax((1, 2)) <= tol) | stalled | (step == 0)
         active = active[~done]
-    return theta, iterations, grad.abs().amax((1, 2)) > tol
+    return theta, iterations, grad.abs().amax((1, 2))
 
 
 CHUNK_LOGITS = 20_000_000  # models x points x classes per batched fit: bounds its (chunk, n, C) temporaries (~80 MB)

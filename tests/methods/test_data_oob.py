@@ -13,8 +13,8 @@ from valbench.learners import MLP, LogisticRegression
 from valbench.metrics import mislabel_auc
 from valbench.protocol import DataError
 from valbench.registry import METHODS, UNAVAILABLE, get_method
-from valbench.methods.data_oob import (bagged_logreg_correct, bootstrap_counts, fit_bagged_logreg, looped_correct,
-                                       out_of_bag_values)
+from valbench.methods.data_oob import (STALL_SLACK, bagged_logreg_correct, bootstrap_counts, fit_bagged_logreg,
+                                       looped_correct, out_of_bag_values)
 from tests.conftest import blobs
 
 
@@ -52,12 +52,13 @@ def test_batched_fit_equals_one_model_at_a_time():
     torch.testing.assert_close(batched, single, atol=1e-9, rtol=0)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_batched_fit_is_the_learners_optimum(dtype):
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-6), (torch.float32, STALL_SLACK * 5e-7 * 1.2)])
+def test_batched_fit_is_the_learners_optimum(dtype, bound):
     """Each model's gradient of the learner's weighted objective vanishes (checked by autograd in float64).
 
     In float32 these models stop changing their loss (beyond rounding) at gradients of 3e-4 to 1e-3; they must
-    continue in float64 to the tolerance rather than stop there.
+    continue in float64 rather than stop there, to within STALL_SLACK x tol (1.2: the float32 rounding of the
+    returned parameters).
     """
     data = noisy_blobs()
     counts = bootstrap_counts(data.n_train, 20, 1.0, seed=2)
@@ -71,7 +72,7 @@ def test_batched_fit_is_the_learners_optimum(dtype):
                                                reduction="none")
         loss = (ce * w).sum() / w.sum() + 0.5e-3 * (t[:, :-1] ** 2).sum()
         (grad,) = torch.autograd.grad(loss, t)
-        assert grad.abs().max() < 1e-6
+        assert grad.abs().max() < bound
 
 
 def test_values_equal_a_loop_of_the_learner():
