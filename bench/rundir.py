@@ -128,21 +128,41 @@ def grid_id(config: dict[str, Any]) -> str:
 
 
 def record_grid(run_dir: Path, config: Any, plugins: list[str], extend: bool) -> None:
-    """Write ``config.json``: the grid now run at the top level, and under ``grids`` every grid the directory
-    has held. A grid other than the last one is refused unless ``extend`` (the cells of both then share the
-    directory, and the report covers them all)."""
+    """Write ``config.json``: the grid the directory holds at the top level, and under ``grids`` every grid run
+    into it. A grid other than the one it holds is refused unless ``extend``; the extending grid then becomes the
+    one it holds (the cells of both share the directory, and the report covers them all), except a grid whose
+    cells the held grid already asks for (a rerun of part of it, e.g. one method after a fix), which is recorded
+    in ``grids`` and leaves the held grid in place, so that the report still counts all of its cells."""
     current = {**dataclasses.asdict(config), "plugins": plugins}
     old = read_config(run_dir)
     grids = list((old or {}).get("grids") or ([] if old is None else [{k: old.get(k) for k in GRID_FIELDS}]))
     new_id = grid_id(current)
-    if grids and grid_id(grids[-1]) != new_id:
-        if not extend:
-            raise DataError(f"{run_dir} holds a different grid (config.json); add --extend to run this grid into "
-                            "the same directory beside it, or give another --run-id")
+    held = grid_id(old) if old is not None else None
+    if held is not None and held != new_id and not extend:
+        raise DataError(f"{run_dir} holds a different grid (config.json); add --extend to run this grid into "
+                        "the same directory beside it, or give another --run-id")
     if not grids or grid_id(grids[-1]) != new_id:
         grids.append({**{k: current[k] for k in GRID_FIELDS}, "grid_id": new_id, "first_run": _now()})
-    write_atomically(run_dir / CONFIG_FILE, json.dumps({**current, "grids": grids}, indent=2).encode())
+    top = current
+    if held is not None and held != new_id and _cells_within(current, old):
+        top = {k: v for k, v in old.items() if k != "grids"}
+    write_atomically(run_dir / CONFIG_FILE, json.dumps({**top, "grids": grids}, indent=2).encode())
     add_to_manifest(run_dir, [CONFIG_FILE, RESULTS_FILE])
+
+
+def _cells_within(grid: dict[str, Any], held: dict[str, Any]) -> bool:
+    """Whether every cell of ``grid`` is a cell of ``held`` (both config.json dicts); False when ``held`` no
+    longer expands (a method or plugin gone)."""
+    from valbench.grid import GridConfig
+
+    def keys(config: dict[str, Any]) -> set[str]:
+        return {cell.key for cell in GridConfig(**{k: v for k, v in config.items()
+                                                    if k in GridConfig.__dataclass_fields__}).cells()}
+
+    try:
+        return keys(grid) <= keys(held)
+    except Exception:  # noqa: BLE001 - the held grid cannot be expanded by this code: it is not kept
+        return False
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -191,6 +191,20 @@ def test_a_run_id_reused_with_another_grid_needs_extend(tmp_path, monkeypatch, c
     assert cli.main([*first, "--seeds", "0,1"]) == 0  # the grid it holds now: a plain resume
 
 
+def test_extending_a_run_with_part_of_its_grid_keeps_the_grid_it_holds(tmp_path, monkeypatch, capsys):
+    """Rerunning one seed of a two-seed run (--extend after deleting its records) must not shrink the grid the
+    report counts to that seed."""
+    stub_outputs(monkeypatch)
+    full = ["run", *TINY, "--out", str(tmp_path), "--run-id", "r", "--seeds", "0,1"]
+    assert cli.main(full) == 0
+    assert cli.main([*full[:-2], "--seeds", "1", "--extend"]) == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and [g["seeds"] for g in config["grids"]] == [[0, 1], [1]]
+    assert cli.main(full) == 0  # still the grid it holds: a plain resume, no --extend needed
+    assert cli.main([*full[:-2], "--seeds", "0,1,2", "--extend"]) == 0  # a larger grid becomes the held one
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["seeds"] == [0, 1, 2]
+
+
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, monkeypatch, capsys):
     stub_outputs(monkeypatch)
     (tmp_path / "r").mkdir()
