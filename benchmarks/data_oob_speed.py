@@ -11,7 +11,8 @@ native models are solved to a gradient tolerance, so a few predictions near the 
 Then a 100,000-row synthetic table (``synthetic`` dataset, 10 features, 4 classes) with B = 100, on
 ``--threads`` threads (default 2), against the goal of 10 minutes.
 
-    .venv/bin/python benchmarks/data_oob_speed.py [--sizes 2000,20000] [--odv-models 100,10] [--table-rows 100000]
+    .venv/bin/python benchmarks/data_oob_speed.py [--sizes 2000,20000] [--odv-models 100,10] [--repeats 3]
+        [--table-rows 100000]
 
 Writes benchmarks/results/data_oob_speed.md (and .json).
 """
@@ -35,17 +36,23 @@ from valbench.registry import UNAVAILABLE, get_dataset, get_method, load_install
 RESULTS = Path(__file__).parent / "results"
 
 
-def fashion_row(n: int, models: int, odv_models: int, seed: int) -> dict:
+def fashion_row(n: int, models: int, odv_models: int, seed: int, repeats: int) -> dict:
+    """Native and OpenDataVal ``repeats`` times each, alternating; the medians give the speed-up, the runs its range."""
     torch.set_num_threads(1)
     data = get_dataset("fashion_mnist")(seed=seed, n_train=n, n_valid=1000)
     learner = LogisticRegression(data.n_features, data.n_classes)
     learner.fit(data.x_train[:100], data.y_train[:100])  # torch warm-up
-    native, native_cost = measure(lambda: get_method("data-oob")(num_models=models).fit(data, learner, seed))
-    odv, odv_cost = measure(lambda: get_method("odv-DataOob")(num_models=odv_models).fit(data, learner, seed))
-    odv_cpu = odv_cost.cpu_s * models / odv_models
-    row = {"dataset": "fashion_mnist", "n_train": n, "models": models, "native_cpu_s": native_cost.cpu_s,
-           "native_iterations": native.extra["iterations"], "odv_models_run": odv_models, "odv_cpu_s": odv_cpu,
-           "odv_extrapolated": odv_models < models, "speedup": odv_cpu / native_cost.cpu_s,
+    native_s, odv_s = [], []
+    for _ in range(repeats):
+        native, native_cost = measure(lambda: get_method("data-oob")(num_models=models).fit(data, learner, seed))
+        odv, odv_cost = measure(lambda: get_method("odv-DataOob")(num_models=odv_models).fit(data, learner, seed))
+        native_s.append(native_cost.cpu_s)
+        odv_s.append(odv_cost.cpu_s * models / odv_models)
+    ratios = [o / s for o, s in zip(odv_s, native_s)]
+    row = {"dataset": "fashion_mnist", "n_train": n, "models": models, "native_cpu_s": float(np.median(native_s)),
+           "native_runs": native_s, "native_iterations": native.extra["iterations"], "odv_models_run": odv_models,
+           "odv_cpu_s": float(np.median(odv_s)), "odv_runs": odv_s, "odv_extrapolated": odv_models < models,
+           "speedup": float(np.median(odv_s)) / float(np.median(native_s)), "speedup_range": [min(ratios), max(ratios)],
            "native_peak_mb": native_cost.peak_rss_mb}
     if odv_models == models:
         row["equal_share"] = float(np.mean(np.abs(native.scores - odv.scores) <= 1e-6))
@@ -69,18 +76,22 @@ def table_row(rows: int, models: int, threads: int, seed: int) -> dict:
 
 def write_markdown(fashion: list[dict], table: dict | None, path: Path) -> None:
     lines = ["# Native Data-OOB against OpenDataVal's DataOob (benchmarks/data_oob_speed.py)", "",
-             f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; shared with other sessions (timings "
-             "are noisy: the ratios are measured in one run). CPU seconds, one thread each, B models, the same "
-             "bootstrap draws.", "",
-             "| points | B | native CPU s | iterations | OpenDataVal CPU s | speed-up | values equal | Spearman |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; timings are noisy (OpenDataVal's "
+             "run to run most: the same work took 31-45 CPU s at 2,000 points on an idle machine), so each size "
+             "runs both methods several times, alternating, in one process: medians, and the range of the per-run "
+             "ratios. CPU seconds, one thread each, B models, the same bootstrap draws.", "",
+             "| points | B | runs | native CPU s | iterations | OpenDataVal CPU s | speed-up (range) | values equal | "
+             "Spearman |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in fashion:
         odv = f"{r['odv_cpu_s']:.1f}" + (f" (extrapolated from {r['odv_models_run']} models)"
                                          if r["odv_extrapolated"] else "")
         equal = f"{r['equal_share']:.3f}" if "equal_share" in r else "-"
         rho = f"{r['spearman']:.4f}" if "spearman" in r else "-"
-        lines.append(f"| {r['n_train']:,} | {r['models']} | {r['native_cpu_s']:.1f} | {r['native_iterations']} | "
-                     f"{odv} | {r['speedup']:.1f}x | {equal} | {rho} |")
+        low, high = r["speedup_range"]
+        lines.append(f"| {r['n_train']:,} | {r['models']} | {len(r['native_runs'])} | {r['native_cpu_s']:.1f} | "
+                     f"{r['native_iterations']} | {odv} | {r['speedup']:.1f}x ({low:.1f}-{high:.1f}x) | {equal} | "
+                     f"{rho} |")
     if table is not None:
         lines += ["", f"Synthetic table: {table['n_train']:,} rows x {table['features']} features, "
                   f"{table['classes']} classes, B = {table['models']}, {table['threads']} threads: "
@@ -94,6 +105,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--odv-models", default="100,10", help="OpenDataVal's models per size (extrapolated to B)")
     parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each method per size (medians reported)")
     parser.add_argument("--table-rows", type=int, default=100_000, help="0: skip the synthetic table")
     parser.add_argument("--threads", type=int, default=2, help="threads for the synthetic table")
     parser.add_argument("--seed", type=int, default=0)
@@ -105,7 +117,7 @@ def main() -> int:
         return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     odv_models = [int(s) for s in args.odv_models.split(",")]
-    fashion = [fashion_row(n, args.models, k, args.seed) for n, k in zip(sizes, odv_models)]
+    fashion = [fashion_row(n, args.models, k, args.seed, args.repeats) for n, k in zip(sizes, odv_models)]
     table = table_row(args.table_rows, args.models, args.threads, args.seed) if args.table_rows else None
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"fashion_mnist": fashion, "table": table}, indent=1) + "\n")
