@@ -85,6 +85,11 @@ class GridConfig:
             raw["learner"] = {"name": raw["learner"]}
         return cls(**{"methods": [], "datasets": [], **raw})  # flags may give what the file does not
 
+    @classmethod
+    def from_record(cls, config: dict[str, Any]) -> "GridConfig":
+        """The grid a run's ``config.json`` records (its other keys, such as ``plugins`` and ``grids``, left out)."""
+        return cls(**{k: v for k, v in config.items() if k in cls.__dataclass_fields__})
+
     def validate(self) -> None:
         """Fail fast, before any cell runs, on anything a cell would refuse: names, seeds, noise rates,
         budgets, the time limit, the learner, method parameters (each method's own :meth:`check` on every

@@ -137,14 +137,14 @@ def record_grid(run_dir: Path, config: Any, plugins: list[str], extend: bool) ->
     old = read_config(run_dir)
     grids = list((old or {}).get("grids") or ([] if old is None else [{k: old.get(k) for k in GRID_FIELDS}]))
     new_id = grid_id(current)
-    held = grid_id(old) if old is not None else None
-    if held is not None and held != new_id and not extend:
+    another = old is not None and grid_id(old) != new_id
+    if another and not extend:
         raise DataError(f"{run_dir} holds a different grid (config.json); add --extend to run this grid into "
                         "the same directory beside it, or give another --run-id")
     if not grids or grid_id(grids[-1]) != new_id:
         grids.append({**{k: current[k] for k in GRID_FIELDS}, "grid_id": new_id, "first_run": _now()})
     top = current
-    if held is not None and held != new_id and _cells_within(current, old):
+    if another and _cells_within(current, old):
         top = {k: v for k, v in old.items() if k != "grids"}
     write_atomically(run_dir / CONFIG_FILE, json.dumps({**top, "grids": grids}, indent=2).encode())
     add_to_manifest(run_dir, [CONFIG_FILE, RESULTS_FILE])
@@ -156,8 +156,7 @@ def _cells_within(grid: dict[str, Any], held: dict[str, Any]) -> bool:
     from valbench.grid import GridConfig
 
     def keys(config: dict[str, Any]) -> set[str]:
-        return {cell.key for cell in GridConfig(**{k: v for k, v in config.items()
-                                                    if k in GridConfig.__dataclass_fields__}).cells()}
+        return {cell.key for cell in GridConfig.from_record(config).cells()}
 
     try:
         return keys(grid) <= keys(held)

@@ -328,11 +328,10 @@ def grid_status(records: list[dict], config: dict | None, superseded: int = 0) -
     from valbench.grid import GridConfig
     from valbench.registry import load_installed, load_plugins
 
-    fields = {k: v for k, v in config.items() if k in GridConfig.__dataclass_fields__}
     try:
         load_installed()
         load_plugins(list(config.get("plugins") or []))
-        expected_cells = GridConfig(**fields).cells()
+        expected_cells = GridConfig.from_record(config).cells()
     except Exception as err:  # noqa: BLE001 - e.g. a plugin method no longer installed: say so, count nothing
         return GridStatus(dict(counts), None, None, f"{note} (the grid could not be expanded: {err})".strip())
     varied = config.get("method_params") or {}
