@@ -32,23 +32,24 @@ from valbench.methods.pruning import keep_subsets
 from valbench.metrics import budget_sizes, subset_value
 from valbench.protocol import DataError, Valuation
 from valbench.registry import load_installed
-from valbench.report.frame import OK, load_run
+from valbench.report.frame import OK, RunFrames, load_run
 from valbench.runner import load_cell_data
+from valbench.values import scores_path
 
 METHODS = "tracin,dattri-tracin,dattri-trak,dattri-arnoldi,influence,knn-shapley,data-oob"
 
 
-def ablate(run_dir: Path, config: Path, methods: list[str], noise: float, cache: FitCache | None,
+def ablate(frames: RunFrames, config: Path, methods: list[str], noise: float, cache: FitCache | None,
            check: int) -> pd.DataFrame:
     """One row per cell and budget: the record's top-k score, the rebuilt one (first ``check`` cells; NaN after),
     the class-balanced one."""
-    frames = load_run(run_dir)
+    run_dir = frames.run_dir
     grid = {cell.key: cell for cell in GridConfig.from_toml(config).cells()}
     wanted = frames.cells[(frames.cells["status"] == OK) & (frames.cells["noise_rate"] == noise)
                           & frames.cells["method_name"].isin(methods)]
     rows = []
     for cell_row in wanted.itertuples():
-        path = run_dir / "scores" / f"{cell_row.key}.parquet"
+        path = scores_path(run_dir, cell_row.key)
         if cell_row.key not in grid or not path.exists():
             continue
         cell = grid[cell_row.key]
@@ -110,11 +111,12 @@ def main() -> int:
     load_installed()
     cache = None if args.no_cache else FitCache(default_cache_dir(args.run.parent))
     try:
-        rows = ablate(args.run, args.config, args.methods.split(","), args.noise, cache, args.check)
+        frames = load_run(args.run)
+        rows = ablate(frames, args.config, args.methods.split(","), args.noise, cache, args.check)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    budgets = load_run(args.run).budgets
+    budgets = frames.budgets
     random = budgets[(budgets["method_name"] == "random") & (budgets["noise_rate"] == args.noise)]
     text = markdown(rows, args.run, args.noise, random.groupby("fraction")["accuracy"].mean() if len(random) else None)
     if args.out:

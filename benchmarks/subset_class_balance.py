@@ -22,6 +22,8 @@ import pandas as pd
 
 from valbench.protocol import DataError
 from valbench.report.frame import OK, load_run
+from valbench.report.stability import subset_columns
+from valbench.values import scores_path
 
 
 def balance_rows(run_dir: Path, noise: float) -> pd.DataFrame:
@@ -31,13 +33,12 @@ def balance_rows(run_dir: Path, noise: float) -> pd.DataFrame:
     scores = frames.budgets.set_index(["method", "seed", "noise_rate", "fraction"])["score"]
     rows = []
     for cell in cells.itertuples():
-        path = run_dir / "scores" / f"{cell.key}.parquet"
+        path = scores_path(run_dir, cell.key)
         if not path.exists():
             continue
         stored = pd.read_parquet(path)
         n_classes = int(stored["label"].max()) + 1
-        for column in (c for c in stored.columns if c.startswith("in_subset_")):
-            fraction = float(column.removeprefix("in_subset_"))
+        for fraction, column in subset_columns(stored).items():
             counts = np.bincount(stored.loc[stored[column], "label"], minlength=n_classes)
             rows.append({"method": cell.method, "seed": cell.seed, "budget": fraction,
                          "classes": int((counts > 0).sum()), "n_classes": n_classes,
