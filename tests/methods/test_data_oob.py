@@ -13,8 +13,8 @@ from valbench.learners import MLP, LogisticRegression
 from valbench.metrics import mislabel_auc
 from valbench.protocol import DataError
 from valbench.registry import METHODS, UNAVAILABLE, get_method
-from valbench.methods.data_oob import (STALL_SLACK, bagged_logreg_correct, bootstrap_counts, fit_bagged_logreg,
-                                       looped_correct, out_of_bag_values)
+from valbench.methods.data_oob import (STALL_SLACK, bagged_logreg_correct, bootstrap_counts, class_preconditioner,
+                                       fit_bagged_logreg, looped_correct, out_of_bag_values)
 from tests.conftest import blobs
 
 
@@ -73,6 +73,30 @@ def test_batched_fit_is_the_learners_optimum(dtype, bound):
         loss = (ce * w).sum() / w.sum() + 0.5e-3 * (t[:, :-1] ** 2).sum()
         (grad,) = torch.autograd.grad(loss, t)
         assert grad.abs().max() < bound
+
+
+@pytest.mark.parametrize("at_zero", [True, False])
+def test_preconditioner_inverts_the_hessians_class_blocks(at_zero):
+    """Each block is the inverse of the autograd Hessian's diagonal block of its class (plus the 1e-6 jitter)."""
+    data = noisy_blobs(n_train=40)
+    x1 = torch.cat([torch.as_tensor(data.x_train, dtype=torch.float64), torch.ones(40, 1, dtype=torch.float64)], 1)
+    c, d1, l2 = data.n_classes, x1.shape[1], 1e-3
+    model = torch.zeros(c, d1, dtype=torch.float64) if at_zero else torch.randn(c, d1, generator=torch.Generator()
+                                                                                 .manual_seed(0), dtype=torch.float64)
+
+    def loss(flat):
+        t = flat.reshape(c, d1)
+        ce = torch.nn.functional.cross_entropy(x1 @ t.T, torch.as_tensor(data.y_train))
+        return ce + 0.5 * l2 * (t[:, :-1] ** 2).sum()
+
+    hessian = torch.autograd.functional.hessian(loss, model.reshape(-1)).reshape(c, d1, c, d1)
+    reg = torch.full((d1,), l2, dtype=torch.float64)
+    reg[-1] = 0.0
+    precond = class_preconditioner(x1, c, reg, None if at_zero else model)
+    assert len(precond) == (1 if at_zero else c)
+    for k in range(c):
+        block = hessian[k, :, k, :] + 1e-6 * torch.eye(d1, dtype=torch.float64)
+        torch.testing.assert_close(precond[min(k, len(precond) - 1)], torch.linalg.inv(block), rtol=1e-4, atol=1e-6)
 
 
 def test_values_equal_a_loop_of_the_learner():
