@@ -104,10 +104,10 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 STALL_SLACK = 10.0
 
 
-def class_preconditioner(x1: torch.Tensor, n_classes: int, reg: torch.Tensor,
+def class_preconditioner(x1: torch.Tensor, n_classes: int, l2: float,
                          init: torch.Tensor | None) -> torch.Tensor:
-    """(C, d + 1, d + 1): for each class c the inverse of M_c = sum_i p_ic (1 - p_ic) x~_i x~_i^T / n + diag(reg)
-    + 1e-6, the Hessian's diagonal block of class c at the model ``init`` (probabilities p_i; the zero model when
+    """(C, d + 1, d + 1): for each class c the inverse of M_c = sum_i p_ic (1 - p_ic) x~_i x~_i^T / n + l2 (on the
+    weights, not the bias) + 1e-6, the Hessian's diagonal block of class c at the model ``init`` (probabilities p_i; the zero model when
     None, where every class has the same block and one (1, d + 1, d + 1) is returned).
 
     Per class rather than one block for all (the classes' mean curvature): a class the start already separates
@@ -118,6 +118,8 @@ def class_preconditioner(x1: torch.Tensor, n_classes: int, reg: torch.Tensor,
     float64.
     """
     x32 = x1.float()
+    reg = torch.full((x1.shape[1],), l2 + 1e-6, dtype=torch.float64)
+    reg[-1] = 1e-6
     if init is None:
         curvature = torch.full((len(x32), 1), (1 - 1 / n_classes) / n_classes)
     else:
@@ -125,7 +127,7 @@ def class_preconditioner(x1: torch.Tensor, n_classes: int, reg: torch.Tensor,
         curvature = prob * (1 - prob)
     blocks = []
     for k in curvature.T:
-        gram = ((x32 * k[:, None]).T @ x32).double() / len(x32) + torch.diag(reg.double() + 1e-6)
+        gram = ((x32 * k[:, None]).T @ x32).double() / len(x32) + torch.diag(reg)
         blocks.append(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
     return torch.stack(blocks)
 
@@ -146,10 +148,10 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
     Returns ``theta`` (B, C, d + 1) (weights then bias per class) and the iterations run: :func:`_lbfgs` from
     ``init`` (C, d + 1; the zero model when None) to max |gradient| <= ``tol``, preconditioned by ``precond``
     (:func:`class_preconditioner` at ``init`` when None: the inverses of the Hessian's diagonal class blocks
-    there), shared by every model. A model whose loss stops changing beyond ``dtype``'s rounding (float32 on a flat, ill-conditioned
-    objective) at a gradient above :data:`STALL_SLACK` x ``tol`` continues in float64 from where it stopped, so
-    every model ends within that of ``tol`` whatever the precision of the bulk of the work (and at ``tol`` in
-    float64).
+    there), shared by every model. A model whose loss stops changing beyond ``dtype``'s rounding (float32 on a
+    flat, ill-conditioned objective) at a gradient above :data:`STALL_SLACK` x ``tol`` continues in float64 from
+    where it stopped, so every model ends within that of ``tol`` whatever the precision of the bulk of the work
+    (and at ``tol`` in float64).
     """
     x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     x64 = torch.cat([x64, torch.ones(len(x64), 1, dtype=torch.float64)], dim=1)
@@ -157,10 +159,8 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
     c = torch.as_tensor(counts, dtype=torch.float64)
     weights = c / c.sum(1, keepdim=True)
     d1 = x64.shape[1]
-    reg = torch.full((d1,), l2, dtype=torch.float64)
-    reg[-1] = 0.0
     if precond is None:
-        precond = class_preconditioner(x64, n_classes, reg, init)
+        precond = class_preconditioner(x64, n_classes, l2, init)
 
     def solve(rows: torch.Tensor, start: torch.Tensor, precision: torch.dtype) -> tuple[torch.Tensor, int, torch.Tensor]:
         objective = _BatchedSoftmax(x64.to(precision), yt, weights[rows].to(precision), n_classes, l2)
@@ -271,16 +271,14 @@ def bagged_logreg_correct(data: Dataset, learner: LogisticRegression, counts: np
     """``correct[b, i]`` for the bootstrap models of ``counts``, and the largest number of iterations a fit took.
 
     Every bootstrap model starts from the full-data model (fitted first, to the same ``tol``): the bootstrap optima
-    lie near it, which takes a third of the iterations off, and the Hessian's class blocks there precondition
-    every fit (:func:`class_preconditioner`, formed once). Models are fitted :data:`CHUNK_LOGITS` // (n C) at a
+    lie near it, and the Hessian's class blocks there precondition every fit (:func:`class_preconditioner`,
+    formed once). Models are fitted :data:`CHUNK_LOGITS` // (n C) at a
     time."""
     correct = np.empty(counts.shape, dtype=bool)
     full, iterations = fit_bagged_logreg(data.x_train, data.y_train, np.ones((1, data.n_train)), data.n_classes,
                                          learner.l2, tol=tol, max_iter=max_iter)
     x1 = torch.cat([torch.as_tensor(data.x_train), torch.ones(data.n_train, 1)], dim=1)
-    reg = torch.full((x1.shape[1],), learner.l2)
-    reg[-1] = 0.0
-    precond = class_preconditioner(x1, data.n_classes, reg, full[0])
+    precond = class_preconditioner(x1, data.n_classes, learner.l2, full[0])
     y = torch.as_tensor(data.y_train)
     chunk = max(1, CHUNK_LOGITS // (data.n_train * data.n_classes))
     for start in range(0, len(counts), chunk):

@@ -90,9 +90,7 @@ def test_preconditioner_inverts_the_hessians_class_blocks(at_zero):
         return ce + 0.5 * l2 * (t[:, :-1] ** 2).sum()
 
     hessian = torch.autograd.functional.hessian(loss, model.reshape(-1)).reshape(c, d1, c, d1)
-    reg = torch.full((d1,), l2, dtype=torch.float64)
-    reg[-1] = 0.0
-    precond = class_preconditioner(x1, c, reg, None if at_zero else model)
+    precond = class_preconditioner(x1, c, l2, None if at_zero else model)
     assert len(precond) == (1 if at_zero else c)
     for k in range(c):
         block = hessian[k, :, k, :] + 1e-6 * torch.eye(d1, dtype=torch.float64)
