@@ -303,8 +303,10 @@ def latest_per_cell(records: list[dict], config: dict | None) -> tuple[list[dict
     A cell's store key covers every method parameter, defaults included, so when a method gains a parameter the
     same grid cell is run again under a new key and both records stay in ``results.jsonl``. The report shows the
     later one (the code the grid now runs): two versions of one method side by side would read as two methods.
-    Records are in store order (appended as they finish), so "later" is the later line. Without a config there is
-    no grid to say what a cell is, and every record is shown."""
+    Records are in store order (appended as they finish), so "later" is the later line. The learner is the one the
+    grid asked for (the record's ``learner``), not the parameters it was built with: a cell that failed before its
+    learner was built records none, and its rerun must still replace it. Without a config there is no grid to say
+    what a cell is, and every record is shown."""
     if not config:
         return records, 0
     varied = config.get("method_params") or {}
@@ -312,7 +314,7 @@ def latest_per_cell(records: list[dict], config: dict | None) -> tuple[list[dict
     for r in records:
         identity = _identity(r["dataset"], r["method"], r["seed"], r["noise_rate"], r.get("dataset_params"),
                              r.get("method_params") or {}, varied)
-        latest[(json.dumps(r.get("learner_params") or {}, sort_keys=True, default=str), identity)] = r
+        latest[(json.dumps(r.get("learner") or {}, sort_keys=True, default=str), identity)] = r
     kept = list(latest.values())
     return kept, len(records) - len(kept)
 

@@ -124,6 +124,19 @@ def test_a_cell_rerun_under_a_new_default_parameter_is_shown_once(tmp_path):
         assert "complete run: 12 of the 12 cells" in text and "3 earlier records of rerun cells" in text, name
 
 
+def test_a_failed_cell_rerun_under_a_new_key_replaces_it_though_it_recorded_no_learner_params(tmp_path):
+    # the cell failed before its learner was built (no learner_params); it ran again, ok, after the method gained a
+    # parameter (a new key): one record of that cell is shown, and the failure is no longer counted
+    grid_learner = {"learner": {"name": "logreg"}}
+    rows = [{**record(m, s, level + 0.01 * s, cost), **grid_learner, "learner_params": {"l2": 1e-3}}
+            for m, (level, cost) in TIED.items() for s in (0, 1, 2)]
+    failed = {**record("loo", 0, 0.0, 9.0), **grid_learner, "key": "wine-loo-0-v1", "status": "failed",
+              "error": "MemoryError", "learner_params": None}
+    report, _ = outputs(write(tmp_path / "run", [failed, *rows], seeds=(0, 1, 2)))
+    assert report.frames.grid.superseded == 1 and report.frames.grid.counts["failed"] == 0
+    assert (report.frames.cells["method"] == "loo").sum() == 3
+
+
 def test_random_as_the_best_is_said_plainly(tmp_path):
     report, _ = outputs(levels(tmp_path / "run", {"loo": (0.60, 9.0), "random": (0.70, 0.0)}))
     line = verdict_lines(report)
