@@ -132,8 +132,9 @@ def test_a_failed_cell_rerun_under_a_new_key_replaces_it_though_it_recorded_no_l
             for m, (level, cost) in TIED.items() for s in (0, 1, 2)]
     failed = {**record("loo", 0, 0.0, 9.0), **grid_learner, "key": "wine-loo-0-v1", "status": "failed",
               "error": "MemoryError", "learner_params": None}
-    report, _ = outputs(write(tmp_path / "run", [failed, *rows], seeds=(0, 1, 2)))
+    report, texts = outputs(write(tmp_path / "run", [failed, *rows], seeds=(0, 1, 2)))
     assert report.frames.grid.superseded == 1 and report.frames.grid.counts["failed"] == 0
+    assert "(12 ok, 0 not run); 1 earlier record of a rerun cell is kept" in texts["summary"]
     assert (report.frames.cells["method"] == "loo").sum() == 3
 
 
