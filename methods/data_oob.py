@@ -107,8 +107,8 @@ STALL_SLACK = 10.0
 def class_preconditioner(x1: torch.Tensor, n_classes: int, l2: float,
                          init: torch.Tensor | None) -> torch.Tensor:
     """(C, d + 1, d + 1): for each class c the inverse of M_c = sum_i p_ic (1 - p_ic) x~_i x~_i^T / n + l2 (on the
-    weights, not the bias) + 1e-6, the Hessian's diagonal block of class c at the model ``init`` (probabilities p_i; the zero model when
-    None, where every class has the same block and one (1, d + 1, d + 1) is returned).
+    weights, not the bias) + 1e-6, the Hessian's diagonal block of class c at the model ``init`` (probabilities
+    p_i; the zero model when None, where every class has the same block and one (1, d + 1, d + 1) is returned).
 
     Per class rather than one block for all (the classes' mean curvature): a class the start already separates
     (p_ic near 0 or 1) is flatter than one it confuses, and a shared block gets neither right. Measured on
@@ -158,7 +158,6 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
     yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
     c = torch.as_tensor(counts, dtype=torch.float64)
     weights = c / c.sum(1, keepdim=True)
-    d1 = x64.shape[1]
     if precond is None:
         precond = class_preconditioner(x64, n_classes, l2, init)
 
@@ -167,7 +166,7 @@ def fit_bagged_logreg(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor
         return _lbfgs(objective, start.to(precision), precond.to(precision), tol, max_iter, history)
 
     every = torch.arange(len(c))
-    start = torch.zeros(len(c), n_classes, d1, dtype=torch.float64)
+    start = torch.zeros(len(c), n_classes, x64.shape[1], dtype=torch.float64)
     if init is not None:
         start += init.double()
     theta, iterations, gradient = solve(every, start, dtype)
@@ -272,8 +271,7 @@ def bagged_logreg_correct(data: Dataset, learner: LogisticRegression, counts: np
 
     Every bootstrap model starts from the full-data model (fitted first, to the same ``tol``): the bootstrap optima
     lie near it, and the Hessian's class blocks there precondition every fit (:func:`class_preconditioner`,
-    formed once). Models are fitted :data:`CHUNK_LOGITS` // (n C) at a
-    time."""
+    formed once). Models are fitted :data:`CHUNK_LOGITS` // (n C) at a time."""
     correct = np.empty(counts.shape, dtype=bool)
     full, iterations = fit_bagged_logreg(data.x_train, data.y_train, np.ones((1, data.n_train)), data.n_classes,
                                          learner.l2, tol=tol, max_iter=max_iter)

@@ -70,9 +70,11 @@ class GridStatus:
                            and (s != NOT_RUN or self.expected is not None))
         if self.expected is None:
             return f"{recorded} cells recorded ({counts}); cells not run cannot be counted without the grid"
-        older = ("; 1 earlier record of a rerun cell is kept in results.jsonl but not shown" if self.superseded == 1
-                 else f"; {self.superseded} earlier records of rerun cells are kept in results.jsonl but not shown"
-                 if self.superseded else "")
+        older = ""
+        if self.superseded == 1:
+            older = "; 1 earlier record of a rerun cell is kept in results.jsonl but not shown"
+        elif self.superseded:
+            older = f"; {self.superseded} earlier records of rerun cells are kept in results.jsonl but not shown"
         return (f"{self.kind}: {recorded} of the {self.expected} cells the config asks for were recorded "
                 f"({counts}){older}")
 
