@@ -13,7 +13,9 @@ In the spirit of DeepCore's ``methods_utils``: the pieces several selectors need
 * :func:`class_steps`: how many picks each class's greedy needs for every budget;
 * :func:`squared_distances`: the dense pairwise squared distances in one n x n allocation;
 * :func:`facility_location_order`: apricot's lazy-greedy facility location on a precomputed similarity;
-* :func:`medoid_weights`: CRAIG's weight of each selected medoid, the size of its cluster.
+* :func:`medoid_weights`: CRAIG's weight of each selected medoid, the size of its cluster;
+* :func:`float32_slack` / :func:`screened_argmax`: the argmax of float64 dot products found from a float32 pass
+  (half the memory traffic) and the float64 values of the few points the float32 error could promote.
 """
 
 from __future__ import annotations
@@ -58,6 +60,43 @@ def order_scores(order: np.ndarray, n: int) -> np.ndarray:
     scores = np.zeros(n)
     scores[order] = (len(order) - np.arange(len(order))) / len(order)
     return scores
+
+
+def float32_slack(length: int, magnitude: np.ndarray) -> np.ndarray:
+    """A bound on how far a float32 dot product of ``length`` terms (inputs rounded from float64) can be from its
+    float64 value, given ``magnitude`` >= sum |a_k b_k| (e.g. ||a|| ||b||).
+
+    The rounding of the inputs and of any summation order is within (length + 2) u of ``magnitude`` (u = 2^-24;
+    Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., eq. 3.5); the float64 value's own error is
+    2^29 times smaller. The bound doubles that and adds 32 roundings for the few operations around the product
+    (a bias, a sum over classes, a step size), so it holds with room to spare.
+    """
+    return 2.0 * (length + 34) * 2.0 ** -24 * np.asarray(magnitude, dtype=np.float64)
+
+
+def screened_argmax(approx: np.ndarray, slack: np.ndarray,
+                    exact: Callable[[np.ndarray | slice], np.ndarray]) -> tuple[int, float]:
+    """The index and value of the largest ``exact`` value, found without computing it for every point.
+
+    ``approx`` is every point's value computed cheaply (float32; -inf for points not eligible) and ``slack`` a
+    bound on its distance from the exact one (:func:`float32_slack`). Only the points whose approximation is within
+    twice the slack of the best lower bound can hold the maximum; ``exact(indices)`` computes their values
+    (ascending indices), and the largest wins, ties to the lowest index as ``np.argmax`` over all points would.
+    The greedy selectors are memory-bound: their float64 pass over an n x d matrix per step becomes a float32
+    pass and an exact pass over a handful of rows. Where the screen cannot rule out a quarter of the points (values
+    all near zero against their magnitude, as when OMP's residual is almost spent), ``exact(slice(None))``
+    computes every value in one pass instead.
+    """
+    approx = np.asarray(approx, dtype=np.float64)
+    floor = np.max(approx - slack)
+    candidates = np.flatnonzero(approx + slack >= floor)
+    if 4 * len(candidates) > len(approx):
+        values = np.where(np.isneginf(approx), -np.inf, np.asarray(exact(slice(None)), dtype=np.float64))
+        best = int(np.argmax(values))
+        return best, float(values[best])
+    values = np.asarray(exact(candidates), dtype=np.float64)
+    best = int(np.argmax(values))
+    return int(candidates[best]), float(values[best])
 
 
 def completed_order(picked: np.ndarray, n: int, key: np.ndarray) -> np.ndarray:

@@ -2,8 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from valbench.learners import LogisticRegression
-from valbench.methods.glister import Glister, glister_order
+from valbench.learners import LogisticRegression, make_learner
+from valbench.methods.glister import Glister, glister_greedy, glister_order
+from valbench.methods.selection import last_layer_gradients
+
+from tests.conftest import blobs
 
 
 def validation_loss(theta, x, y, n_classes):
@@ -72,3 +75,38 @@ def test_the_greedy_stops_at_the_largest_budget_and_ranks_the_rest_by_their_next
     assert v.subsets[9].tolist() == sorted(full[:9])
     rest = np.argsort(-v.scores)[9:]
     assert np.all(np.diff(next_gain[rest]) <= 0)
+
+
+@pytest.mark.parametrize("learner_name", ["logreg", "mlp"])
+def test_the_float32_screened_greedy_picks_what_a_dense_float64_greedy_picks(learner_name):
+    """Every pick of a long greedy against the explicit n x C (1 + h) gradient matrix in float64, the validation
+    gradient by autograd: the float32 screen changes the cost, never the order."""
+    data = blobs(n_train=300, n_valid=60, n_classes=4, dim=40, seed=3)
+    model = make_learner(learner_name, data.n_features, data.n_classes, seed=0).fit(data.x_train, data.y_train)
+    eta, steps, c = 0.05, 150, data.n_classes
+    picked, gains, next_gain = glister_greedy(model, data, eta, steps)
+    module = model.module
+    last = module if isinstance(module, torch.nn.Linear) else module[-1]
+    with torch.no_grad():
+        def hidden(x):
+            xt = torch.as_tensor(x)
+            return (xt if last is module else module[:-1](xt)).double()
+
+        h_train, h_valid = hidden(data.x_train), hidden(data.x_valid)
+        theta = torch.cat([last.bias, last.weight.flatten()]).double()
+    r = torch.as_tensor(last_layer_gradients(model, data.x_train, data.y_train, with_input=False))
+    train = torch.cat([r, (r[:, :, None] * h_train[:, None, :]).flatten(1)], dim=1)
+    chosen = []
+    for step in range(steps + 1):
+        t = theta.clone().requires_grad_(True)
+        logits = h_valid @ t[c:].reshape(c, -1).T + t[:c]
+        torch.nn.functional.cross_entropy(logits, torch.as_tensor(data.y_valid)).backward()
+        dense = eta * train @ t.grad
+        if step == steps:
+            assert np.allclose(next_gain, dense.numpy(), rtol=1e-9, atol=1e-15)
+            break
+        dense[chosen] = -torch.inf
+        assert picked[step] == int(torch.argmax(dense)), step
+        assert gains[step] == pytest.approx(float(dense.max()), rel=1e-9)
+        chosen.append(int(picked[step]))
+        theta = theta - eta * train[picked[step]]

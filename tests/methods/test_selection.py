@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from valbench.registry import METHODS
-from valbench.methods.selection import class_readout, facility_location_order, medoid_weights, nested_readout
+from valbench.methods.selection import (class_readout, facility_location_order, float32_slack, medoid_weights,
+                                        nested_readout, screened_argmax)
 
 
 def test_new_selectors_declare_their_family():
@@ -44,3 +45,44 @@ def test_facility_location_leaves_torch_thread_count_alone():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_float32_slack_bounds_the_float32_error_of_dot_products_even_under_cancellation():
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=784)
+    for scale in (1e-4, 1.0, 1e4):
+        a = scale * rng.normal(size=(400, 784)) * rng.random((400, 1)) ** 4  # norms over four decades
+        a[:200] -= np.outer(a[:200] @ b / (b @ b), b)  # orthogonal to b: the exact product cancels to ~0
+        magnitude = np.linalg.norm(a, axis=1) * np.linalg.norm(b)
+        error = np.abs((a.astype(np.float32) @ b.astype(np.float32)).astype(np.float64) - a @ b)
+        slack = float32_slack(784, magnitude)
+        assert np.all(error <= slack)
+        assert np.all(slack <= 1e-4 * magnitude)  # and the bound is tight enough to screen with
+
+
+def test_screened_argmax_finds_the_exact_argmax_from_any_approximation_within_its_slack():
+    rng = np.random.default_rng(1)
+    examined = []
+    for _ in range(300):
+        exact = rng.normal(size=60).round(1)  # coarse values: many exact ties
+        slack = 0.3 * rng.random(60)
+        approx = exact + slack * rng.uniform(-1, 1, 60)
+        excluded = rng.random(60) < 0.2
+        approx[excluded] = -np.inf
+        asked = []
+        pick, value = screened_argmax(approx, slack, lambda rows: (asked.append(rows), exact[rows])[1])
+        eligible = np.where(excluded, -np.inf, exact)
+        assert pick == int(np.argmax(eligible)) and value == eligible.max()  # ties: the lowest index
+        if not isinstance(asked[0], slice):  # a slice: more than a quarter were candidates, all computed at once
+            assert not excluded[asked[0]].any() and np.all(np.diff(asked[0]) > 0)
+        examined.append(60 if isinstance(asked[0], slice) else len(asked[0]))
+    assert np.mean(examined) < 20  # it screens: most points are never computed exactly
+
+
+def test_screened_argmax_computes_everything_in_one_pass_when_the_screen_rules_out_too_few():
+    exact = np.array([0.3, 0.1, 0.5, 0.5, 0.2, 0.4, -1.0, 0.0])
+    approx = exact.copy()
+    approx[2] = -np.inf  # not eligible, although its exact value is the largest
+    asked = []
+    pick, value = screened_argmax(approx, np.full(8, 10.0), lambda rows: (asked.append(rows), exact[rows])[1])
+    assert asked == [slice(None)] and (pick, value) == (3, 0.5)
