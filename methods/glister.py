@@ -26,8 +26,9 @@ import torch
 from valbench.learners import FittedModel, Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import (completed_order, float32_slack, last_layer_gradients, nested_readout,
-                                        screened_argmax)
+from valbench.methods import selection
+from valbench.methods.selection import (best_eligible, completed_order, float32_slack, last_layer_gradients,
+                                        nested_readout, screened_argmax)
 
 
 def validation_gradient(hidden: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -47,8 +48,8 @@ def glister_greedy(model: FittedModel, data: Dataset, eta: float,
     validation gradient G = [G_b, G_W] the gain is eta g_e . G = eta r_e . (G_b + G_W h_e): one n x h by h x C
     product per step, and the n x C (1 + h) matrix of per-point gradients is never formed (1.3 GB at 20,000
     Fashion-MNIST points in float64). The step theta_S - eta g_e needs only the picked point's gradient.
-    The product is memory-bound, so each step runs it in float32 and computes in float64 only the points whose
-    float32 gain is within its rounding bound of the best (:func:`~valbench.methods.selection.screened_argmax`,
+    The product is memory-bound, so on matrices of at least SCREEN_MIN_ELEMENTS each step runs it in float32 and
+    computes in float64 only the points whose float32 gain is within its rounding bound of the best (:func:`~valbench.methods.selection.screened_argmax`,
     one to a few points on Fashion-MNIST): the picks are the float64 greedy's, at 1.9x its speed there.
     """
     module = model.module
@@ -69,8 +70,10 @@ def glister_greedy(model: FittedModel, data: Dataset, eta: float,
     # The float32 screen: the same gains from float32 copies (half the memory read per step), each within
     # float32_slack of its float64 value; only the points it cannot rule out are computed in float64.
     # (C x h by h x n, then classes summed down the columns: 30 % faster than n x h by h x C with torch's sgemm)
-    hidden32_t, residual32_t = hidden_train.float().T, residual.float().T.contiguous()
-    residual_abs, hidden_norm = residual.abs(), hidden_train.norm(dim=1)
+    screen = hidden_train.numel() >= selection.SCREEN_MIN_ELEMENTS
+    if screen:
+        hidden32_t, residual32_t = hidden_train.float().T, residual.float().T.contiguous()
+        residual_abs, hidden_norm = residual.abs(), hidden_train.norm(dim=1)
 
     def gradient_parts() -> tuple[torch.Tensor, torch.Tensor]:
         grad_valid = validation_gradient(hidden_valid, y_valid, theta, c)
@@ -81,12 +84,16 @@ def glister_greedy(model: FittedModel, data: Dataset, eta: float,
 
     for _ in range(n_select):
         g_bias, g_weight = gradient_parts()
-        approx = eta * (residual32_t * (g_bias.float()[:, None] + g_weight.float() @ hidden32_t)).sum(0)
-        approx[~remaining] = -torch.inf
-        magnitude = eta * (residual_abs @ g_bias.abs() + hidden_norm * (residual_abs @ g_weight.norm(dim=1)))
-        pick, gain = screened_argmax(approx.numpy(), float32_slack(hidden_train.shape[1] + c, magnitude.numpy()),
-                                     lambda rows: gains_of(rows if isinstance(rows, slice) else torch.as_tensor(rows),
-                                                          g_bias, g_weight).numpy())
+        if not screen:
+            pick, gain = best_eligible(gains_of(slice(None), g_bias, g_weight).numpy(), (~remaining).numpy())
+        else:
+            approx = eta * (residual32_t * (g_bias.float()[:, None] + g_weight.float() @ hidden32_t)).sum(0)
+            approx[~remaining] = -torch.inf
+            magnitude = eta * (residual_abs @ g_bias.abs() + hidden_norm * (residual_abs @ g_weight.norm(dim=1)))
+            pick, gain = screened_argmax(
+                approx.numpy(), float32_slack(hidden_train.shape[1] + c, magnitude.numpy()),
+                lambda rows: gains_of(rows if isinstance(rows, slice) else torch.as_tensor(rows),
+                                      g_bias, g_weight).numpy())
         order.append(pick)
         gains.append(gain)
         remaining[pick] = False

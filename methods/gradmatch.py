@@ -29,7 +29,9 @@ from scipy.linalg import solve_triangular
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import class_budgets, float32_slack, last_layer_gradients, screened_argmax
+from valbench.methods import selection
+from valbench.methods.selection import (best_eligible, class_budgets, float32_slack, last_layer_gradients,
+                                        screened_argmax)
 
 
 class RidgeSupport:
@@ -113,8 +115,8 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
     with lam > 0 so is the Cholesky factor of A_S^T A_S + lam I (one triangular solve per added point, a fresh
     factorisation only when a point is dropped; :class:`RidgeSupport`): a refit costs O(|S|^2) instead of
     O(|S|^3). The correlation a^T residual, a float64 pass over all of a per step (126 MB for a Fashion-MNIST
-    class), is memory-bound: a float32 pass finds the few columns that can hold the largest float64
-    correlation, and only those are computed in float64 (:func:`~valbench.methods.selection.screened_argmax`).
+    class), is memory-bound: on matrices of at least SCREEN_MIN_ELEMENTS a float32 pass finds the few columns
+    that can hold the largest float64 correlation, and only those are computed in float64 (:func:`~valbench.methods.selection.screened_argmax`).
     """
     wanted = sorted({int(t) for t in steps})
     b = b.astype(np.float64)
@@ -124,17 +126,22 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
     residual = b.copy()
     norm_b = np.linalg.norm(b) or 1.0
     path: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    columns32 = np.ascontiguousarray(a.T, dtype=np.float32)
-    column_norm = np.linalg.norm(a, axis=0)
+    screen = a.size >= selection.SCREEN_MIN_ELEMENTS
+    if screen:
+        columns32 = np.ascontiguousarray(a.T, dtype=np.float32)
+        column_norm = np.linalg.norm(a, axis=0)
     stopped = False
     for t in range(1, (wanted[-1] if wanted else 0) + 1):
         if not stopped and np.linalg.norm(residual) / norm_b < tol:
             stopped = True
         if not stopped:
-            approx = (columns32 @ residual.astype(np.float32)).astype(np.float64)
-            approx[support] = -np.inf
-            pick, best = screened_argmax(approx, float32_slack(len(b), column_norm * np.linalg.norm(residual)),
-                                         lambda rows: a[:, rows].T @ residual)
+            if not screen:
+                pick, best = best_eligible(a.T @ residual, support)
+            else:
+                approx = (columns32 @ residual.astype(np.float32)).astype(np.float64)
+                approx[support] = -np.inf
+                pick, best = screened_argmax(approx, float32_slack(len(b), column_norm * np.linalg.norm(residual)),
+                                             lambda rows: a[:, rows].T @ residual)
             if best <= 0:  # no point moves the sum towards the target
                 stopped = True
             else:

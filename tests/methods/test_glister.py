@@ -4,6 +4,7 @@ import torch
 
 from valbench.learners import LogisticRegression, make_learner
 from valbench.methods.glister import Glister, glister_greedy, glister_order
+from valbench.methods import selection
 from valbench.methods.selection import last_layer_gradients
 
 from tests.conftest import blobs
@@ -77,10 +78,13 @@ def test_the_greedy_stops_at_the_largest_budget_and_ranks_the_rest_by_their_next
     assert np.all(np.diff(next_gain[rest]) <= 0)
 
 
+@pytest.mark.parametrize("screen_from", [0, None])  # 0: screen this small problem too; None: the default (not)
 @pytest.mark.parametrize("learner_name", ["logreg", "mlp"])
-def test_the_float32_screened_greedy_picks_what_a_dense_float64_greedy_picks(learner_name):
+def test_the_float32_screened_greedy_picks_what_a_dense_float64_greedy_picks(learner_name, screen_from, monkeypatch):
     """Every pick of a long greedy against the explicit n x C (1 + h) gradient matrix in float64, the validation
     gradient by autograd: the float32 screen changes the cost, never the order."""
+    if screen_from is not None:
+        monkeypatch.setattr(selection, "SCREEN_MIN_ELEMENTS", screen_from)
     data = blobs(n_train=300, n_valid=60, n_classes=4, dim=40, seed=3)
     model = make_learner(learner_name, data.n_features, data.n_classes, seed=0).fit(data.x_train, data.y_train)
     eta, steps, c = 0.05, 150, data.n_classes

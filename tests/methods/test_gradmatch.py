@@ -71,9 +71,14 @@ def plain_omp(a, b, k, lam):
     return support, w
 
 
+@pytest.mark.parametrize("screen_from", [0, None])  # 0: the float32 screen on these small matrices too
 @pytest.mark.parametrize("seed, lam", [(0, 0.0), (1, 0.5), (2, 0.0), (3, 2.0)])
-def test_one_omp_path_gives_every_budgets_separate_run(seed, lam):
+def test_one_omp_path_gives_every_budgets_separate_run(seed, lam, screen_from, monkeypatch):
+    from valbench.methods import selection
     from valbench.methods.gradmatch import omp_path
+
+    if screen_from is not None:
+        monkeypatch.setattr(selection, "SCREEN_MIN_ELEMENTS", screen_from)
 
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(30, 80))
