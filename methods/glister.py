@@ -70,7 +70,9 @@ def glister_greedy(model: FittedModel, data: Dataset, eta: float,
     # The float32 screen: the same gains from float32 copies (half the memory read per step), each within
     # float32_slack of its float64 value; only the points it cannot rule out are computed in float64.
     # (C x h by h x n, then classes summed down the columns: 30 % faster than n x h by h x C with torch's sgemm)
-    screen = hidden_train.numel() >= selection.SCREEN_MIN_ELEMENTS
+    # the screen's bound assumes IEEE float32 products: not with torch's reduced-precision float32 matmul settings
+    screen = (hidden_train.numel() >= selection.SCREEN_MIN_ELEMENTS
+              and torch.get_float32_matmul_precision() == "highest")
     if screen:
         hidden32_t, residual32_t = hidden_train.float().T, residual.float().T.contiguous()
         residual_abs, hidden_norm = residual.abs(), hidden_train.norm(dim=1)
