@@ -49,8 +49,9 @@ def glister_greedy(model: FittedModel, data: Dataset, eta: float,
     product per step, and the n x C (1 + h) matrix of per-point gradients is never formed (1.3 GB at 20,000
     Fashion-MNIST points in float64). The step theta_S - eta g_e needs only the picked point's gradient.
     The product is memory-bound, so on matrices of at least SCREEN_MIN_ELEMENTS each step runs it in float32 and
-    computes in float64 only the points whose float32 gain is within its rounding bound of the best (:func:`~valbench.methods.selection.screened_argmax`,
-    one to a few points on Fashion-MNIST): the picks are the float64 greedy's, at 1.9x its speed there.
+    computes in float64 only the points whose float32 gain is within its rounding bound of the best
+    (:func:`~valbench.methods.selection.screened_argmax`, one to a few points on Fashion-MNIST): the picks are the
+    float64 greedy's, at 1.9x its speed there.
     """
     module = model.module
     last = module if isinstance(module, torch.nn.Linear) else module[-1]

@@ -37,29 +37,34 @@ from valbench.methods.selection import (best_eligible, class_budgets, float32_sl
 class RidgeSupport:
     """OMP's support and its ridge least-squares system, held in buffers sized for the most points it can reach.
 
-    For the support S (columns of a, in the order added) it keeps the columns as contiguous rows, the Gram matrix
-    A_S^T A_S and A_S^T b in buffers, and with lam > 0 the lower Cholesky factor of A_S^T A_S + lam I. Adding a
-    point writes one row and column of the buffers (O(d |S|) for its cross products) and one row of the factor
-    (a triangular solve); dropping one shifts the rows after it and refactorises. The Gram matrix was rebuilt
-    by np.block every step, and the products took a fancy-indexed copy of A_S (30x the product's own cost at
-    300 of Fashion-MNIST's 7,850-long columns). The factor still grows by np.block, one C-contiguous copy a step:
-    LAPACK reads that without another copy (a view into a larger buffer costs one per solve, three a step).
-    The values are those of the rebuilt arrays, so the solutions are too.
+    For the support S (``indices``: columns of a, in the order added) it keeps the columns as contiguous rows,
+    the Gram matrix A_S^T A_S and A_S^T b in buffers, and with lam > 0 the lower Cholesky factor of
+    A_S^T A_S + lam I. Adding a point writes one row and column of the buffers (O(d |S|) for its cross products)
+    and one row of the factor (a triangular solve); dropping one shifts the rows after it and refactorises. The
+    Gram matrix was rebuilt by np.block every step, and the products took a fancy-indexed copy of A_S (30x the
+    product's own cost at 300 of Fashion-MNIST's 7,850-long columns). The factor still grows by np.block, one
+    C-contiguous copy a step: LAPACK reads that without another copy (a view into a larger buffer costs one per
+    solve, three a step). The values are those of the rebuilt arrays, so the solutions are too.
     """
 
     def __init__(self, b: np.ndarray, capacity: int, lam: float) -> None:
-        self.b, self.lam, self.size = b, lam, 0
+        self.b, self.lam = b, lam
+        self.indices: list[int] = []
         self.rows = np.empty((capacity, len(b)))
         self.gram = np.zeros((capacity, capacity))
         self.rhs = np.zeros(capacity)
         self.factor = np.zeros((0, 0))  # the lower Cholesky factor of gram + lam I (lam > 0)
 
+    @property
+    def size(self) -> int:
+        return len(self.indices)
+
     def _refactor(self) -> None:
         m = self.size
         self.factor = np.linalg.cholesky(self.gram[:m, :m] + self.lam * np.eye(m)) if m else np.zeros((0, 0))
 
-    def add(self, column: np.ndarray) -> None:
-        """Append ``column`` (a column of a) to the support."""
+    def add(self, index: int, column: np.ndarray) -> None:
+        """Append column ``index`` of a, whose values are ``column``, to the support."""
         m = self.size
         cross = self.rows[:m] @ column
         diagonal = column @ column
@@ -67,7 +72,7 @@ class RidgeSupport:
         self.gram[m, m] = diagonal
         self.rhs[m] = column @ self.b
         self.rows[m] = column
-        self.size = m + 1
+        self.indices.append(index)
         if self.lam > 0:  # append a row to the Cholesky factor: l = L^-1 cross, d = sqrt(g + lam - l.l)
             row = solve_triangular(self.factor, cross, lower=True, check_finite=False) if m else np.zeros(0)
             pivot = diagonal + self.lam - row @ row
@@ -83,7 +88,7 @@ class RidgeSupport:
         self.gram[p:m - 1, :m] = self.gram[p + 1:m, :m]
         self.gram[:m - 1, p:m - 1] = self.gram[:m - 1, p + 1:m]
         self.rhs[p:m - 1] = self.rhs[p + 1:m]
-        self.size = m - 1
+        self.indices.pop(p)
         if self.lam > 0:
             self._refactor()
 
@@ -116,12 +121,13 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
     factorisation only when a point is dropped; :class:`RidgeSupport`): a refit costs O(|S|^2) instead of
     O(|S|^3). The correlation a^T residual, a float64 pass over all of a per step (126 MB for a Fashion-MNIST
     class), is memory-bound: on matrices of at least SCREEN_MIN_ELEMENTS a float32 pass finds the few columns
-    that can hold the largest float64 correlation, and only those are computed in float64 (:func:`~valbench.methods.selection.screened_argmax`).
+    that can hold the largest float64 correlation, and only those are computed in float64
+    (:func:`~valbench.methods.selection.screened_argmax`).
     """
     wanted = sorted({int(t) for t in steps})
     b = b.astype(np.float64)
     system = RidgeSupport(b, wanted[-1] if wanted else 0, lam)
-    support: list[int] = []
+    support = system.indices  # the support's columns of a, in the order added
     weights = np.zeros(0)
     residual = b.copy()
     norm_b = np.linalg.norm(b) or 1.0
@@ -145,13 +151,10 @@ def omp_path(a: np.ndarray, b: np.ndarray, steps: Sequence[int], lam: float = 0.
             if best <= 0:  # no point moves the sum towards the target
                 stopped = True
             else:
-                system.add(a[:, pick])
-                support.append(pick)
+                system.add(pick, a[:, pick])
                 weights = system.solve()
                 while len(support) and weights.min() < 0:
-                    drop = int(np.argmin(weights))
-                    system.drop(drop)
-                    support.pop(drop)
+                    system.drop(int(np.argmin(weights)))
                     weights = system.solve()
                 residual = system.residual(weights)
         if t in wanted:
