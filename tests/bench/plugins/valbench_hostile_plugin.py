@@ -1,6 +1,7 @@
 """A plugin method that does what a hostile or broken method can do to the process that runs it (``act``)."""
 
 import ctypes
+import mmap
 import os
 import signal
 import sys
@@ -36,7 +37,7 @@ class Hostile(ValuationMethod):
         if act == "keyboard":
             raise KeyboardInterrupt
         if act == "hog":
-            np.ones(self.config["mb"] * 2**20 // 8)
+            touch_memory(self.config["mb"])
         if act == "sigprof":
             for signum in (signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM):
                 signal.signal(signum, signal.SIG_IGN)
@@ -50,3 +51,12 @@ class Hostile(ValuationMethod):
                 print(f"stdout line {i}", flush=False)
                 print(f"stderr line {i}", file=sys.stderr)
         return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
+
+
+def touch_memory(mb: int) -> None:
+    """Map ``mb`` MB and write to every page of it, in ordinary pages: a first touch of a transparent huge page
+    can wait on the kernel compacting memory (seconds a GB on this VM, measured in a forked worker after torch
+    loaded), and the CPU cap would then end the cell before the memory limit does."""
+    block = mmap.mmap(-1, mb * 2**20)
+    block.madvise(mmap.MADV_NOHUGEPAGE)
+    np.frombuffer(block, dtype=np.uint8)[::mmap.PAGESIZE] = 1
