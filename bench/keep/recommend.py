@@ -35,6 +35,9 @@ class Recommendation:
         if pd.notna(row.vs_random[self.apply]):
             text += (f", {100 * row.vs_random[self.apply]:+.1f} points vs random "
                      f"[{100 * row.vs_random_low[self.apply]:+.1f}, {100 * row.vs_random_high[self.apply]:+.1f}]")
+            if row.vs_random_low[self.apply] <= 0:
+                text += (f", not separable from random on {int(row.n_seeds[self.apply])} seeds (the interval "
+                         "reaches 0; more --seeds narrow it)")
         if self.apply != best:
             text += f" (the cheapest within one point of the best, {best}: {row.value[best]:.3f})"
         return text

@@ -26,6 +26,7 @@ from valbench.report.verdict import RANDOM, SettingVerdict, Verdict
 RANDOM_WITHIN = "random is within one point: no method needed here"
 AT_CONSTANT = "no better than the constant majority-class predictor"
 NOT_TESTED = "not tested"
+GAIN_UNRESOLVED = "not separable from random (the gain interval reaches 0)"
 ANSWER_COLUMNS = ["regime", "dataset", "judged on", "recommended", "gain over random, points [95% CI] (seeds)",
                   "cost", "cheapest within one point", "values across seeds", "flags"]  # "dataset": the setting without its regime
 
@@ -98,13 +99,15 @@ def short_text(verdict: SettingVerdict) -> str:
 
 
 def flags(verdict: SettingVerdict) -> list[str]:
-    """What a reader must know before trusting the row: random within a point, the constant floor, exact ties,
-    partial seeds or cells, methods over the cap."""
+    """What a reader must know before trusting the row: random within a point, a gain whose interval reaches 0,
+    the constant floor, exact ties, partial seeds or cells, methods over the cap."""
     out = []
     if verdict.at_constant:
         out.append(f"{AT_CONSTANT} ({verdict.constant:.3f})")
     if verdict.choice.random_within and verdict.choice.best != RANDOM:
         out.append("random within one point")
+    if verdict.gain_unresolved:
+        out.append(GAIN_UNRESOLVED)
     if len(verdict.choice.ties) > 1:
         out.append("exact tie: " + ", ".join(verdict.choice.ties))
     if verdict.short:
@@ -152,7 +155,8 @@ def headline(verdict: SettingVerdict) -> str:
         parts.append("tied exactly with " + ", ".join(t for t in verdict.choice.ties if t != best.label)
                      + " (the tie goes to the cheaper, then the name)")
     if verdict.choice.best != RANDOM:  # random has no gain over itself, and nothing is cheaper than it
-        parts.append(f"gain over random {gain_text(verdict)}")
+        parts.append(f"gain over random {gain_text(verdict)}"
+                     + (": the seeds measured cannot tell it from random" if verdict.gain_unresolved else ""))
         parts.append(f"cheapest within one point: {cheapest_text(verdict)}" if verdict.cheapest.label != best.label
                      else "nothing cheaper is within one point")
     parts.append(f"judged on {metric_text(verdict)}, area over the budgets")

@@ -154,6 +154,13 @@ class SettingVerdict:
         """The gain over random rests on enough paired seeds for an interval."""
         return self.gain_seeds >= MIN_SEEDS
 
+    @property
+    def gain_unresolved(self) -> bool:
+        """A named best whose gain over random is more than a point, yet its paired interval reaches 0: the
+        seeds measured cannot tell it from random (said beside the name, never hidden behind it)."""
+        return (self.tested and self.choice.best != RANDOM and not self.choice.random_within
+                and not math.isnan(self.gain[1]) and self.gain[1] <= 0)
+
 
 @dataclass(frozen=True)
 class Verdict:

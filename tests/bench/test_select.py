@@ -54,6 +54,23 @@ def test_when_every_method_is_as_good_as_random_the_answer_is_random(tmp_path):
     assert selection.sentence.startswith("random is within one point")
 
 
+def evidence_row(label, value, vs, low, high, cost):
+    return {"label": label, "value": value, "low": value, "high": value, "vs_random": vs, "vs_random_low": low,
+            "vs_random_high": high, "n_seeds": 3, "cost_fits": cost, "fit_cpu_s": cost, "status": "ok"}
+
+
+@pytest.mark.parametrize("low, said", [(-0.049, True), (0.0, True), (0.004, False)])
+def test_a_gain_over_random_whose_interval_reaches_zero_is_said_in_the_sentence(low, said):
+    from valbench.keep.recommend import recommend
+
+    evidence = pd.DataFrame([evidence_row("random", 0.836, np.nan, np.nan, np.nan, 0.0),
+                             evidence_row("herding", 0.878, 0.042, low, 0.132, 1.0)])
+    recommendation = recommend(evidence, "accuracy")
+    sentence = recommendation.sentence(evidence)
+    assert recommendation.apply == "herding" and sentence.startswith("use herding: 0.878 accuracy at the budget")
+    assert ("not separable from random on 3 seeds (the interval reaches 0" in sentence) is said
+
+
 def test_the_cli_keys_the_output_by_the_id_column_and_never_uses_it_as_a_feature(tmp_path, capsys):
     x, y = blobs(300, 3, spread=1.0, seed=2)
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(5)])

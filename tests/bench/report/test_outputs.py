@@ -162,6 +162,26 @@ def test_random_within_one_point_is_said_first_and_is_the_cheap_choice(tmp_path)
         assert "random is within one point: no method needed here; best: loo (0.750)" in text, name
 
 
+def test_a_best_whose_gain_interval_reaches_zero_is_named_with_that_said_beside_it(tmp_path):
+    """loo beats random by 2.3 points on average, but by +5, -6 and +8 on the three seeds: named, and flagged."""
+    run_dir = write(tmp_path / "run", [record("random", s, 0.70, 0.0) for s in (0, 1, 2)]
+                    + [record("loo", s, 0.70 + d, 9.0) for s, d in zip((0, 1, 2), (0.05, -0.06, 0.08))])
+    report, texts = outputs(run_dir)
+    setting, = report.verdict.settings
+    assert setting.choice.best == "loo" and not setting.choice.random_within
+    assert setting.gain_unresolved and setting.gain[1] <= 0 < setting.gain[0]
+    for name, text in texts.items():
+        assert "not separable from random (the gain interval reaches 0)" in text, name
+    assert "(3 seeds): the seeds measured cannot tell it from random" in verdict_lines(report)
+
+
+def test_a_gain_whose_interval_clears_zero_is_not_flagged(tmp_path):
+    report, texts = outputs(levels(tmp_path / "run", {"loo": (0.75, 9.0), "random": (0.70, 0.0)}))
+    setting, = report.verdict.settings
+    assert setting.tested and setting.gain[1] > 0 and not setting.gain_unresolved
+    assert not any("not separable from random" in text for text in texts.values())
+
+
 def test_a_best_no_better_than_the_constant_predictor_is_never_named(tmp_path):
     imbalanced = {"shares": (0.94, 0.06), "constant": 0.94}
     run_dir = write(tmp_path / "run", [record(m, s, 0.94 - 0.05, cost, balanced=0.45, **imbalanced)
