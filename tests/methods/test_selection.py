@@ -34,6 +34,17 @@ def test_medoid_weights_count_each_medoids_cluster():
     assert medoid_weights(sim, np.array([0, 2])).tolist() == [2, 2]
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64, 512])
+def test_medoid_weights_in_row_chunks_match_a_plain_count_with_ties_to_the_first_medoid(chunk):
+    rng = np.random.default_rng(3)
+    sim = rng.integers(0, 4, size=(150, 150)).astype(float)  # few values: many ties
+    medoids = rng.permutation(150)[:20]
+    expected = np.zeros(20)
+    for row in sim:
+        expected[max(range(20), key=lambda j: (row[medoids[j]], -j))] += 1  # the first of the most similar
+    assert medoid_weights(sim, medoids, chunk=chunk).tolist() == expected.tolist()
+
+
 def test_facility_location_leaves_torch_thread_count_alone():
     """numba's threading layer, started by apricot, resets the OpenMP thread count it shares with torch: every
     later fit of the cell (and of the next cells in the worker) then ran on all cores."""
