@@ -182,6 +182,12 @@ class ValuationMethod:
         """
         return dict(self.config)
 
+    def prepare(self) -> None:
+        """Once-per-process set-up that ``fit`` would otherwise pay on its first call in a process (JIT
+        compilation). The runner calls it in the cell's worker before the timed fit, so that neither the fit's
+        CPU time nor its cap holds a one-off cost that depends on which cell a worker happened to run first.
+        Default: nothing."""
+
     def fit(self, data: Dataset, learner: Learner, seed: int) -> Valuation:  # pragma: no cover - abstract
         """Value every train point of ``data`` with the models of ``learner``; deterministic for ``seed``."""
         raise NotImplementedError

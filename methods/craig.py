@@ -29,9 +29,9 @@ import numpy as np
 from valbench.learners import Learner
 from valbench.protocol import Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import (class_budgets, class_readout, class_steps, distance_similarity,
-                                        facility_location_order, last_layer_gradients, medoid_weights,
-                                        squared_distances)
+from valbench.methods.selection import (class_budgets, class_readout, class_steps, compile_facility_location,
+                                        distance_similarity, facility_location_order, last_layer_gradients,
+                                        medoid_weights, squared_distances)
 
 
 def craig_select(gradients: np.ndarray, y: np.ndarray,
@@ -71,6 +71,9 @@ class Craig(ValuationMethod):
     selects_sets = True
     description = "CRAIG (Mirzasoleiman et al. 2020): per-class gradient medoids with cluster-size weights"
     params = {"weighted": True, "with_input": True}
+
+    def prepare(self) -> None:
+        compile_facility_location()
 
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
         model = learner.fit(data.x_train, data.y_train)

@@ -29,8 +29,8 @@ from sklearn.neighbors import NearestNeighbors
 from valbench.learners import Learner
 from valbench.protocol import DataError, Dataset, Valuation, ValuationMethod
 from valbench.registry import register_method
-from valbench.methods.selection import (class_readout, class_steps, facility_location_order, nested_readout, per_class,
-                                        squared_distances)
+from valbench.methods.selection import (class_readout, class_steps, compile_facility_location, facility_location_order,
+                                        nested_readout, per_class, squared_distances)
 
 
 def euclidean_similarity(x: np.ndarray, neighbors: int = 0):
@@ -66,6 +66,9 @@ class FacilityLocation(ValuationMethod):
     selects_sets = True
     description = "submodular facility location in input space (apricot lazy greedy), optionally per class"
     params = {"per_class": True, "neighbors": 0}
+
+    def prepare(self) -> None:
+        compile_facility_location()
 
     def check(self) -> dict[str, Any]:
         c = dict(self.config)

@@ -76,6 +76,11 @@ class Pipeline(ValuationMethod):
                 METHODS[c[role]]().check()
         return c
 
+    def prepare(self) -> None:
+        for role in ("detector", "selector"):
+            if self.config[role] != NONE:
+                METHODS[self.config[role]]().prepare()
+
     def fit(self, data: Dataset, learner: Learner, seed: int, budgets: Sequence[int] = ()) -> Valuation:
         c = self.check()
         fits_before = learner.fits

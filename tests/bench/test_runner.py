@@ -81,6 +81,20 @@ def test_a_fit_past_its_cap_of_learner_fits_is_recorded_over_cap(monkeypatch):
     assert record["cap_cpu_s"] == max(2 * record["learner_fit_cpu_s"], 0.3) and record["full_accuracy"] > 0.5
 
 
+def test_a_methods_prepare_runs_in_the_worker_outside_its_timed_fit_and_its_cap(monkeypatch):
+    """One-off set-up (JIT compilation) is neither the fit's CPU time nor counted against its cap."""
+    from valbench import runner
+    from valbench.registry import load_plugins
+
+    load_plugins([PLUGIN])
+    monkeypatch.setattr(runner, "CAP_FLOOR_S", 0.3)
+    cell, = GridConfig(methods=["plugin-busy"], datasets=["wine"], budgets=[0.5],
+                       method_params={"plugin-busy": {"prepare_seconds": 1.0}}).cells()
+    record = runner.run_cell(cell, plugins=(PLUGIN,), time_limit_s=60, cap_fits=2)
+    assert record["status"] == "ok" and record["cap_cpu_s"] < 1.0
+    assert record["cpu_s"] < 0.3 <= 1.0 <= record["cell_cpu_s"]
+
+
 def test_a_cnn_cell_gets_the_datasets_image_shape():
     """The runner builds the learner from the dataset, image shape included (digits: 1 x 8 x 8)."""
     from valbench.grid import Cell

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from valbench.learners import LogisticRegression
+from valbench.methods.craig import Craig
 from valbench.methods.facility_location import FacilityLocation, euclidean_similarity, facility_location_selection
+from valbench.methods.pipeline import Pipeline
 from valbench.methods.selection import class_budgets
 
 
@@ -128,3 +130,25 @@ def test_dense_similarity_matches_scikit_learn():
     x = np.random.default_rng(1).normal(size=(50, 7)) * 3 + 1
     squared = pairwise_distances(x, metric="sqeuclidean")
     assert np.allclose(euclidean_similarity(x), squared.max() - squared, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", [FacilityLocation(), FacilityLocation(neighbors=5), Craig(),
+                                    Pipeline(detector="enn", selector="facility-location")])
+def test_prepare_builds_every_kernel_a_fit_then_calls(small_data, method):
+    """``prepare`` (run by the runner before the timed fit) compiles apricot's kernels: the fit after it builds
+    none (a build is a miss of the kernel factories' cache, and compiles on its first call)."""
+    from apricot.functions import facilityLocation as apricot_module
+
+    from valbench.methods.selection import apricot_facility_location, compile_facility_location
+
+    apricot_facility_location()  # the factories wrapped, so that their builds are counted
+    factories = (apricot_module.calculate_gains, apricot_module.calculate_gains_sparse)
+    for factory in factories:
+        factory.cache_clear()  # as in a fresh process: earlier tests built them
+    compile_facility_location.cache_clear()
+    method.prepare()
+    built = [f.cache_info().misses for f in factories]
+    assert built == [1, 1]
+    learner = LogisticRegression(small_data.n_features, small_data.n_classes)
+    method.fit(small_data, learner, 0, budgets=[10, 20])
+    assert [f.cache_info().misses for f in factories] == built

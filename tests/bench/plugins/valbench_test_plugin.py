@@ -44,16 +44,24 @@ class Sleepy(ValuationMethod):
 
 @register_method
 class Busy(ValuationMethod):
-    """Plugin test method that computes (uses CPU time) for ``seconds`` before returning random scores."""
+    """Plugin test method that computes (uses CPU time) for ``seconds`` before returning random scores, and for
+    ``prepare_seconds`` in :meth:`prepare`."""
 
     name = "plugin-busy"
-    params = {"seconds": 0.0}
+    params = {"seconds": 0.0, "prepare_seconds": 0.0}
+
+    def prepare(self):
+        spin(self.config["prepare_seconds"])
 
     def fit(self, data, learner, seed):
-        end = time.process_time() + self.config["seconds"]
-        while time.process_time() < end:
-            pass
+        spin(self.config["seconds"])
         return Valuation(scores=np.random.default_rng(seed).random(data.n_train))
+
+
+def spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
 
 
 @register_method
