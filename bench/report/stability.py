@@ -43,15 +43,36 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / smaller) if smaller else np.nan
 
 
-def _compare(left: pd.DataFrame, right: pd.DataFrame, budgets: dict[float, str]) -> dict[str, float]:
-    """Spearman of the scores and the top-k overlap per budget on the rows both frames hold (by row_id)."""
-    both = left.merge(right, on="row_id", suffixes=("_l", "_r"))
-    out = {"n_rows": len(both), "spearman": np.nan}
-    if len(both) > 2 and both.score_l.nunique() > 1 and both.score_r.nunique() > 1:
-        out["spearman"] = float(spearmanr(both.score_l, both.score_r).statistic)
-    for budget, column in budgets.items():
-        if f"{column}_l" in both:
-            out[f"overlap_{budget:g}"] = _overlap(both[f"{column}_l"].to_numpy(bool), both[f"{column}_r"].to_numpy(bool))
+class _Values:
+    """One cell's scores as arrays: row ids, scores, and the in-subset mask of each budget present."""
+
+    def __init__(self, frame: pd.DataFrame, budgets: dict[float, str]) -> None:
+        self.row_id = frame.row_id.to_numpy()
+        self.score = frame.score.to_numpy()
+        self.subsets = {b: frame[c].to_numpy(bool) for b, c in budgets.items() if c in frame}
+
+
+def _matched(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``left`` and ``right`` of the ids both hold (ids unique within each), in ``left``'s order:
+    the rows and order of an inner merge on the id."""
+    if not len(left) or not len(right):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    order = np.argsort(right, kind="stable")
+    at = np.minimum(np.searchsorted(right, left, sorter=order), len(right) - 1)
+    found = right[order[at]] == left
+    return np.flatnonzero(found), order[at[found]]
+
+
+def _compare(left: _Values, right: _Values) -> dict[str, float]:
+    """Spearman of the scores and the top-k overlap per budget on the rows both cells hold (by row id)."""
+    li, ri = _matched(left.row_id, right.row_id)
+    a, b = left.score[li], right.score[ri]
+    out = {"n_rows": len(li), "spearman": np.nan}
+    if len(li) > 2 and len(np.unique(a)) > 1 and len(np.unique(b)) > 1:
+        out["spearman"] = float(spearmanr(a, b).statistic)
+    for budget, mask in left.subsets.items():
+        if budget in right.subsets:
+            out[f"overlap_{budget:g}"] = _overlap(mask[li], right.subsets[budget][ri])
     return out
 
 
@@ -76,11 +97,9 @@ def seed_stability(scores: pd.DataFrame) -> pd.DataFrame:
     pooled = scores[scores.row_id_kind == "pool"] if "row_id_kind" in scores else scores.iloc[:0]
     pairs = []
     for key, entry in pooled.groupby(ENTRY, sort=False):
-        by_seed = {seed: frame for seed, frame in entry.groupby("seed")}
+        by_seed = {seed: _Values(frame, budgets) for seed, frame in entry.groupby("seed")}
         for a, b in itertools.combinations(sorted(by_seed), 2):
-            columns = ["row_id", "score", *budgets.values()]
-            pairs.append({**dict(zip(ENTRY, key)), "seed_a": a, "seed_b": b,
-                          **_compare(by_seed[a][columns], by_seed[b][columns], budgets)})
+            pairs.append({**dict(zip(ENTRY, key)), "seed_a": a, "seed_b": b, **_compare(by_seed[a], by_seed[b])})
     if not pairs:
         return pd.DataFrame(columns=[*ENTRY, "budget", "spearman", "overlap", "n_pairs"])
     return _summarise(pd.DataFrame(pairs), ENTRY, budgets)
@@ -94,13 +113,13 @@ def method_agreement(scores: pd.DataFrame, seed: int | None = None) -> pd.DataFr
     one = scores[scores.seed == seed].assign(entry=lambda f: f.method + " " + f.params)
     rows = []
     for (dataset, noise), setting in one.groupby(["dataset", "noise_rate"], sort=True):
-        entries = {entry: frame[["row_id", "score", *budgets.values()]] for entry, frame in setting.groupby("entry")}
+        entries = {entry: _Values(frame, budgets) for entry, frame in setting.groupby("entry")}
         variants = setting.groupby("method").params.nunique()  # parameters named only where a method has several
         names = {entry: frame.method.iloc[0] + (f" {frame.params.iloc[0]}" if variants[frame.method.iloc[0]] > 1 else "")
                  for entry, frame in setting.groupby("entry")}
         for a, b in itertools.combinations(sorted(entries), 2):
             rows.append({"dataset": dataset, "noise_rate": noise, "seed": seed, "method_a": names[a],
-                         "method_b": names[b], **_compare(entries[a], entries[b], budgets)})
+                         "method_b": names[b], **_compare(entries[a], entries[b])})
     return pd.DataFrame(rows)
 
 

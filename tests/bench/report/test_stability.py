@@ -38,6 +38,22 @@ def test_seed_stability_compares_the_rows_both_seeds_hold():
     assert column["same"].startswith("stable (") and column["flip"].startswith("unstable (")
 
 
+def test_rows_are_matched_by_id_in_any_order_as_an_inner_merge_matches_them():
+    """Each seed's rows shuffled, a third of each only in one split: the values equal those computed on a pandas
+    inner merge on row_id (the reference), bitwise."""
+    rng = np.random.default_rng(4)
+    value = rng.normal(size=300)
+    rows0, rows1 = rng.permutation(np.arange(0, 200)), rng.permutation(np.arange(100, 300))
+    scores = pd.concat([frame("m", 0, rows0, value[rows0] + rng.normal(size=200)),
+                        frame("m", 1, rows1, value[rows1] + rng.normal(size=200))])
+    both = scores[scores.seed == 0].merge(scores[scores.seed == 1], on="row_id", suffixes=("_a", "_b"))
+    top_a, top_b = both["in_subset_0.5_a"], both["in_subset_0.5_b"]
+    result = seed_stability(scores).iloc[0]
+    assert len(both) == 100
+    assert result.spearman == float(spearmanr(both.score_a, both.score_b).statistic)
+    assert result.overlap == (top_a & top_b).sum() / min(top_a.sum(), top_b.sum())
+
+
 def test_ids_that_name_different_rows_per_seed_are_never_compared_across_seeds():
     scores = pd.concat([frame("m", s, np.arange(10), np.arange(10.0), kind="split") for s in (0, 1)])
     assert seed_stability(scores).empty
