@@ -31,6 +31,7 @@ Which entry is best, and which ties, is not decided here: :func:`valbench.report
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import warnings
@@ -57,8 +58,14 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
     mean = float(values.mean())
     if len(values) < 2:
         return mean, mean, mean
-    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    half = t_quantile(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
     return mean, mean - half, mean + half
+
+
+@functools.cache
+def t_quantile(q: float, df: int) -> float:
+    """Student's t quantile, computed once per (q, df): a report asks for the same few thousands of times."""
+    return float(scipy_stats.t.ppf(q, df))
 
 
 def _by_seed(budgets: pd.DataFrame) -> pd.DataFrame:
