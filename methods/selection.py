@@ -304,8 +304,9 @@ def facility_location_gains(similarity, covered: np.ndarray, chunk: int = 1024) 
     gains = np.empty(len(similarity))
     excess = np.empty((min(chunk, len(similarity)), len(covered)))  # one buffer: no two fresh temporaries a chunk
     for i in range(0, len(similarity), chunk):
-        rows = excess[:len(similarity[i:i + chunk])]
-        np.subtract(similarity[i:i + chunk], covered[None, :], out=rows)
+        block = similarity[i:i + chunk]
+        rows = excess[:len(block)]
+        np.subtract(block, covered[None, :], out=rows)
         np.maximum(rows, 0.0, out=rows)
         rows.sum(1, out=gains[i:i + chunk])
     return gains
